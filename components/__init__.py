@@ -1,0 +1,1 @@
+"""raykube's reusable Pulumi components: import them into any Pulumi project."""

@@ -1,0 +1,37 @@
+"""Every pinned version raykube deploys, and why, in one place.
+
+Python packages are pinned in requirements.txt / requirements-dev.txt; this
+module pins what those files cannot: Helm charts, container images and
+manifests fetched at `pulumi up`. Each pin is the newest release that the
+reference data in ../shared/upstream was taken from, so the tests that check
+chart values and CRD schemas check exactly what a real `pulumi up` installs.
+Bump a pin together with that reference data, never alone.
+"""
+
+# KubeRay v1.7.0: the release whose CRDs and operator chart the tests validate
+# against. One version for the CRDs and the operator: an operator newer than
+# its CRDs writes fields the API server drops.
+KUBERAY_VERSION = "1.7.0"
+KUBERAY_HELM_REPOSITORY = "https://ray-project.github.io/kuberay-helm/"
+KUBERAY_OPERATOR_CHART = "kuberay-operator"
+# The CRDs come from the release tag itself, not from a copy in this repository.
+KUBERAY_CRD_URL = (
+    "https://raw.githubusercontent.com/ray-project/kuberay/v{version}"
+    "/ray-operator/config/crd/bases/ray.io_{plural}.yaml"
+)
+KUBERAY_CRD_PLURALS = ("rayclusters", "rayjobs", "rayservices")
+
+# Flannel v0.28.9: latest release; its chart takes podCidr and the backend.
+FLANNEL_VERSION = "v0.28.9"
+FLANNEL_HELM_REPOSITORY = "https://flannel-io.github.io/flannel/"
+FLANNEL_CHART = "flannel"
+
+# metrics-server chart 3.13.1 (app 0.8.1): latest chart release; v0.9.0 of the
+# app is not yet shipped by a chart release.
+METRICS_SERVER_CHART_VERSION = "3.13.1"
+METRICS_SERVER_HELM_REPOSITORY = "https://kubernetes-sigs.github.io/metrics-server/"
+METRICS_SERVER_CHART = "metrics-server"
+
+# Ray images follow the installed `ray` package (requirements.txt pins it), so
+# the client that submits jobs and the cluster that runs them always match.
+RAY_IMAGE_REPOSITORY = "rayproject/ray"

@@ -1,0 +1,235 @@
+"""Run the program under Pulumi's own mocks: no CLI, no cluster, no cloud.
+
+Records every resource registration the way the engine receives it (type,
+name, inputs, parent, dependencies, which inputs are secret) and resolves the
+stack outputs. `raykube.render` writes this for reviewers; the tests assert
+on it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+
+SECRET = "[secret]"
+UNKNOWN = "[unknown until apply]"
+MOCK_ACCOUNT = "000000000000"
+
+
+def _plain_numbers(value: Any) -> Any:
+    """Pulumi's wire format has only doubles; give integral ones back as ints."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _plain_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(item) for item in value]
+    return value
+
+
+def _unwrap(value: Any, path: str, secrets: list[str]) -> Any:
+    """Wire value -> plain value; secrets become SECRET and their paths are noted."""
+    if isinstance(value, dict):
+        sig = value.get(rpc._special_sig_key)
+        if sig == rpc._special_secret_sig:
+            secrets.append(path or ".")
+            return SECRET
+        if sig == rpc._special_resource_sig:
+            return {"resourceRef": value.get("urn")}
+        if sig in (rpc._special_asset_sig, rpc._special_archive_sig):
+            return {key: item for key, item in value.items() if key != rpc._special_sig_key}
+        return {key: _unwrap(item, f"{path}.{key}" if path else key, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(item, f"{path}[{index}]", secrets) for index, item in enumerate(value)]
+    if value == rpc.UNKNOWN:
+        return UNKNOWN
+    return value
+
+
+@dataclass
+class Registered:
+    """One resource as the engine would receive it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    dependencies: list[str]
+    inputs: dict[str, Any]  # secret inputs appear as SECRET
+    secret_paths: list[str] = field(default_factory=list)
+    provider: str = ""
+
+
+class RecordingMonitor(MockMonitor):
+    """MockMonitor that also keeps what each RegisterResource request carried."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registered: list[Registered] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            secrets: list[str] = []
+            wire = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+            inputs = _plain_numbers(_unwrap(wire, "", secrets))
+            self.registered.append(
+                Registered(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    custom=bool(request.custom),
+                    parent=request.parent,
+                    dependencies=list(request.dependencies),
+                    inputs=inputs,
+                    secret_paths=secrets,
+                    provider=request.provider,
+                )
+            )
+        return response
+
+
+class OfflineMocks(pulumi.runtime.Mocks):
+    """Plausible provider answers, so outputs derived from them resolve."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        name = args.name
+        if args.typ == "aws:iam/role:Role":
+            role_name = state.get("name") or name
+            state.setdefault("name", role_name)
+            state["arn"] = f"arn:aws:iam::{MOCK_ACCOUNT}:role/{role_name}"
+        elif args.typ.startswith("aws:s3/bucket"):
+            bucket = state.get("bucket") or name
+            state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
+        elif args.typ == "pulumi-python:dynamic:Resource":
+            # The AWS credentials bridge: stand-in values, never real ones.
+            state.update(
+                access_key_id="MOCKACCESSKEYID",
+                secret_access_key="mock-secret-access-key",
+                session_token="mock-session-token",
+                expiration="2099-01-01T00:00:00+00:00",
+            )
+        return f"{name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/offline", "userId": "OFFLINE"}
+        return {}
+
+
+@dataclass
+class OfflineRun:
+    resources: list[Registered]
+    outputs: dict[str, Any]  # secret outputs appear as SECRET
+    secret_outputs: list[str]
+    files: dict[str, str]
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [resource for resource in self.resources if resource.type == type_]
+
+    def by_urn(self, urn: str) -> Registered:
+        return next(resource for resource in self.resources if resource.urn == urn)
+
+    def kubernetes_objects(self) -> list[Registered]:
+        """Every Kubernetes object with apiVersion/kind (custom resources included)."""
+        return [
+            resource
+            for resource in self.resources
+            if resource.custom and resource.type.startswith("kubernetes:") and "kind" in resource.inputs
+            and not resource.type.startswith("kubernetes:helm") and not resource.type.startswith("kubernetes:yaml")
+        ]
+
+
+async def _resolve(value: Any, path: str, secrets: list[str]) -> Any:
+    if isinstance(value, pulumi.Output):
+        plain = await value.future(with_unknowns=True)
+        if await value.is_secret():
+            secrets.append(path)
+            return SECRET
+        return await _resolve(plain, path, secrets)
+    if isinstance(value, dict):
+        return {key: await _resolve(item, f"{path}.{key}" if path else key, secrets) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [await _resolve(item, f"{path}[{index}]", secrets) for index, item in enumerate(value)]
+    if isinstance(value, Unknown):
+        return UNKNOWN
+    return value
+
+
+def run_offline(
+    program: Callable[[], Any],
+    config: Mapping[str, str],
+    stack: str,
+    project: str = "raykube",
+) -> OfflineRun:
+    """Run `program` (returns (outputs, files)) under mocks with `config`."""
+    mocks = OfflineMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config))
+    captured: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def run():
+        outputs, files = program()
+        secret_outputs: list[str] = []
+
+        async def resolve_all():
+            captured["outputs"] = await _resolve(outputs, "", secret_outputs)
+            captured["secret_outputs"] = secret_outputs
+            file_secrets: list[str] = []
+            captured["files"] = await _resolve(files, "", file_secrets)
+            if file_secrets:
+                raise RuntimeError(f"rendered files would contain secrets: {file_secrets}")
+
+        return pulumi.Output.from_input(asyncio.ensure_future(resolve_all()))
+
+    run()
+    return OfflineRun(
+        resources=list(monitor.registered),
+        outputs=_plain_numbers(captured.get("outputs", {})),
+        secret_outputs=captured.get("secret_outputs", []),
+        files=captured.get("files", {}),
+    )
+
+
+def stack_config_values(stack_file_config: Mapping[str, Any], project_config: Optional[Mapping[str, Any]] = None, project: str = "raykube") -> dict[str, str]:
+    """Pulumi's flat config map, as the CLI would hand it to the program.
+
+    Project-level defaults from Pulumi.yaml first, then the stack file's
+    values; keys without a namespace belong to the project; structured values
+    travel as JSON, scalars as their text; `secure:` values cannot be
+    decrypted offline and stand as SECRET.
+    """
+    flat: dict[str, str] = {}
+
+    def put(key: str, value: Any) -> None:
+        full = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            flat[full] = SECRET
+        elif isinstance(value, (dict, list)):
+            flat[full] = json.dumps(value)
+        elif isinstance(value, bool):
+            flat[full] = "true" if value else "false"
+        elif value is None:
+            flat[full] = ""
+        else:
+            flat[full] = str(value)
+
+    for key, declaration in (project_config or {}).items():
+        if isinstance(declaration, dict) and "default" in declaration:
+            put(key, declaration["default"])
+        elif not isinstance(declaration, dict):
+            put(key, declaration)
+    for key, value in (stack_file_config or {}).items():
+        put(key, value)
+    return flat

@@ -1,0 +1,164 @@
+"""`python -m raykube.render`: every resource a stack would create, as files.
+
+Runs the program under Pulumi's mocks (no CLI, no cluster, no cloud account)
+and writes one deterministic file per resource for review in pull requests:
+
+  kubernetes/<namespace or _cluster>/<kind>-<name>.yaml   Kubernetes objects
+  helm/<resource>.yaml       chart, repository, version, namespace, values
+  manifests/<resource>.yaml  manifest groups (the KubeRay CRD URLs)
+  aws/<type>-<resource>.yaml AWS resources' inputs
+  files/<name>               files `pulumi up` writes (the kubeadm config)
+  outputs.yaml               the stack outputs
+
+Secret values are written as "[secret]". Invalid settings print the error
+and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_INVALID_SETTINGS = 2
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=120)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "unnamed"
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def flat_config(config_file: Optional[Path]) -> dict[str, str]:
+    """The config map `pulumi up` would give the program for this stack file."""
+    from raykube.offline import stack_config_values
+
+    project = load_yaml(ROOT / "Pulumi.yaml")
+    stack_config = load_yaml(config_file).get("config", {}) if config_file else {}
+    return stack_config_values(stack_config, project.get("config", {}), project["name"])
+
+
+def _relative_path(resource) -> Optional[str]:
+    inputs = resource.inputs
+    type_ = resource.type
+    if type_.startswith("kubernetes:helm"):
+        return f"helm/{_safe(resource.name)}.yaml"
+    if type_.startswith("kubernetes:yaml") or type_.startswith("kubernetes:kustomize"):
+        return f"manifests/{_safe(resource.name)}.yaml"
+    if type_.startswith("kubernetes:") and "kind" in inputs:
+        metadata = inputs.get("metadata") or {}
+        folder = metadata.get("namespace") or "_cluster"
+        name = metadata.get("name") or resource.name
+        return f"kubernetes/{_safe(folder)}/{inputs['kind'].lower()}-{_safe(name)}.yaml"
+    if type_.startswith("aws:") or type_.startswith("pulumi-python:dynamic"):
+        short = type_.split(":")[-1]
+        return f"aws/{_safe(short.lower())}-{_safe(resource.name)}.yaml"
+    return None
+
+
+def _content(resource) -> dict[str, Any]:
+    inputs = dict(resource.inputs)
+    if resource.type.startswith("kubernetes:helm"):
+        return {
+            "chart": inputs.get("chart"),
+            "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
+            "version": inputs.get("version"),
+            "release": inputs.get("name"),
+            "namespace": inputs.get("namespace"),
+            "skipCrds": inputs.get("skipCrds", False),
+            "values": inputs.get("values") or {},
+        }
+    if resource.type.startswith("pulumi-python:dynamic"):
+        inputs.pop("__provider", None)  # the pickled provider code, not a setting
+    if inputs.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            if field in inputs:
+                inputs[field] = {key: "[secret]" for key in inputs[field]}
+    return inputs
+
+
+def render(config_file: Optional[Path], stack: str, out: Path) -> int:
+    from raykube.composition import build
+    from raykube.offline import run_offline
+    from raykube.settings import SettingsError, config_values, parse_settings
+
+    source = str(config_file.relative_to(ROOT) if config_file and config_file.is_relative_to(ROOT) else config_file or "(defaults)")
+    config = flat_config(config_file)
+    try:
+        settings = parse_settings(config_values(config), source)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID_SETTINGS
+
+    run = run_offline(lambda: build(settings).as_tuple(), config, stack)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    written: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    for resource in run.resources:
+        counts[resource.type] += 1
+        relative = _relative_path(resource)
+        if relative is None:
+            continue
+        target = out / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_dump(_content(resource)), encoding="utf-8")
+        written[relative.split("/")[0]] += 1
+    for name, text in sorted(run.files.items()):
+        target = out / "files" / _safe(os.path.basename(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written["files"] += 1
+    (out / "outputs.yaml").write_text(_dump(run.outputs), encoding="utf-8")
+
+    print(f"stack {stack} ({source}): {sum(counts.values())} resources")
+    width = max(len(type_) for type_ in counts) if counts else 10
+    for type_, count in sorted(counts.items()):
+        print(f"  {type_:<{width}}  {count}")
+    print(f"wrote to {out}: " + ", ".join(f"{folder}/ {count}" for folder, count in sorted(written.items())) + ", outputs.yaml")
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m raykube.render", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="local", help="stack name: reads stacks/Pulumi.<stack>.yaml (default local)")
+    parser.add_argument("--config", type=Path, help="any stack file to render instead of stacks/Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, default=Path("render"), help="output folder, replaced (default ./render)")
+    args = parser.parse_args(argv)
+    config_file = args.config.resolve() if args.config else ROOT / "stacks" / f"Pulumi.{args.stack}.yaml"
+    if not config_file.exists():
+        print(f"error: no stack file {config_file}", file=sys.stderr)
+        return EXIT_INVALID_SETTINGS
+    try:
+        config_text = load_yaml(config_file)
+    except yaml.YAMLError as error:
+        print(f"error: {config_file} is not valid YAML: {error}", file=sys.stderr)
+        return EXIT_INVALID_SETTINGS
+    if not isinstance(config_text, dict):
+        print(f"error: {config_file} must be a mapping with a `config:` section", file=sys.stderr)
+        return EXIT_INVALID_SETTINGS
+    stack = args.stack if not args.config else config_file.stem.removeprefix("Pulumi.")
+    return render(config_file, stack, args.out.resolve())
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: the mocks' event loop complains while closing.
+    os._exit(code)
