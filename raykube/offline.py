@@ -170,10 +170,12 @@ def run_offline(
     config: Mapping[str, str],
     stack: str,
     project: str = "raykube",
+    monitor: Optional[RecordingMonitor] = None,
 ) -> OfflineRun:
     """Run `program` (returns (outputs, files)) under mocks with `config`."""
     mocks = OfflineMocks()
-    monitor = RecordingMonitor(mocks)
+    monitor = monitor or RecordingMonitor(mocks)
+    mocks = monitor.mocks
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config))
     captured: dict[str, Any] = {}

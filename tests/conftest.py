@@ -1,0 +1,53 @@
+"""Shared fixtures: the program under Pulumi's mocks, one Ray cluster and one moto server per session."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from raykube.offline import OfflineRun, run_offline, stack_config_values  # noqa: E402
+
+STACKS = sorted(path.stem.removeprefix("Pulumi.") for path in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
+def stack_file_config(stack: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def run_program(stack_config: dict[str, Any], stack: str = "test") -> OfflineRun:
+    """Run raykube as `pulumi up` would for a stack file whose `config:` is `stack_config`."""
+    from raykube.composition import build
+    from raykube.settings import load_settings
+
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    config = stack_config_values(stack_config, project.get("config", {}), "raykube")
+    return run_offline(lambda: build(load_settings()).as_tuple(), config, stack)
+
+
+@pytest.fixture(scope="session")
+def stack_runs() -> dict[str, OfflineRun]:
+    """Every stack in stacks/, run once per session."""
+    return {stack: run_program(stack_file_config(stack), stack) for stack in STACKS}
+
+
+@pytest.fixture
+def run() -> Callable[..., OfflineRun]:
+    return run_program
+
+
+@pytest.fixture(scope="session")
+def ray_sandbox():
+    """One real Ray head for the session, in private network and PID namespaces."""
+    from tests.ray_sandbox import RaySandbox
+
+    sandbox = RaySandbox()
+    yield sandbox
+    sandbox.close()

@@ -1,0 +1,141 @@
+"""The settings model: strict, one clear error naming the key and the stack file."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from raykube.offline import OfflineMocks, RecordingMonitor, run_offline
+from raykube.settings import SettingsError, installed_ray_version, parse_settings
+from tests.conftest import ROOT, run_program
+
+SOURCE = "stacks/Pulumi.test.yaml"
+
+
+def cluster(**fields):
+    return {"rayClusters": [{"name": "rc", "namespace": "ray", **fields}]}
+
+
+def group(**fields):
+    return cluster(workerGroups=[{"name": "cpu", **fields}])
+
+
+# (what is wrong, stack config without the "raykube:" prefix, the key the error must name)
+INVALID = [
+    ("misspelled top-level key", {"targt": "eks"}, "raykube:targt"),
+    ("unknown target", {"target": "openshift"}, "raykube:target"),
+    ("unquoted version read as a number", {"kubernetesVersion": 1.3}, "raykube:kubernetesVersion"),
+    ("unsupported Kubernetes version", {"kubernetesVersion": "1.19"}, "raykube:kubernetesVersion"),
+    ("misspelled nested key", {"network": {"podCIDR": "10.244.0.0/16"}}, "raykube:network.podCIDR"),
+    ("malformed pod CIDR", {"network": {"podCidr": "10.244.0.0/33"}}, "raykube:network.podCidr"),
+    ("CIDR with host bits", {"network": {"podCidr": "10.244.1.1/16"}}, "raykube:network.podCidr"),
+    ("pod CIDR overlaps service CIDR", {"network": {"podCidr": "10.96.0.0/16", "serviceCidr": "10.96.0.0/12"}}, "raykube:network.serviceCidr"),
+    ("unknown Flannel backend", {"network": {"flannelBackend": "geneve"}}, "raykube:network.flannelBackend"),
+    ("Flannel network on a managed target", {"target": "eks", "network": {"flannelBackend": "vxlan"}}, "raykube:network"),
+    ("kubeadm on a managed target", {"target": "gke", "kubeadm": {}}, "raykube:kubeadm"),
+    ("metrics-server settings on AKS", {"target": "aks", "metrics": {"resolutionSeconds": 15}}, "raykube:metrics"),
+    ("metrics resolution below 10 s", {"metrics": {"resolutionSeconds": 5}}, "raykube:metrics.resolutionSeconds"),
+    ("kubelet timeout above 0.9 x resolution", {"metrics": {"resolutionSeconds": 10, "kubeletRequestTimeoutSeconds": 10}}, "raykube:metrics.kubeletRequestTimeoutSeconds"),
+    ("scale-down window above 3600 s", {"autoscaling": {"scaleDownStabilizationSeconds": 4000}}, "raykube:autoscaling.scaleDownStabilizationSeconds"),
+    ("negative scale-down window", {"autoscaling": {"scaleDownStabilizationSeconds": -1}}, "raykube:autoscaling.scaleDownStabilizationSeconds"),
+    ("scale-down window not a number", {"autoscaling": {"scaleDownStabilizationSeconds": "soon"}}, "raykube:autoscaling.scaleDownStabilizationSeconds"),
+    ("cluster name with capitals", cluster(name="RayCluster"), "raykube:rayClusters[0].name"),
+    ("cluster name too long for KubeRay", cluster(name="r" * 54), "raykube:rayClusters[0].name"),
+    ("cluster name starting with a digit", cluster(name="1ray"), "raykube:rayClusters[0].name"),
+    ("namespace reserved for Kubernetes", cluster(namespace="kube-system"), "raykube:rayClusters[0].namespace"),
+    ("two clusters of one name in a namespace", {"rayClusters": [{"name": "a"}, {"name": "a"}]}, "raykube:rayClusters[1].name"),
+    ("duplicate worker group names", cluster(workerGroups=[{"name": "cpu"}, {"name": "cpu"}]), "raykube:rayClusters[0].workerGroups[1].name"),
+    ("minReplicas above maxReplicas", group(minReplicas=3, maxReplicas=2), "raykube:rayClusters[0].workerGroups[0].maxReplicas"),
+    ("replicas outside min..max", group(minReplicas=1, maxReplicas=2, replicas=5), "raykube:rayClusters[0].workerGroups[0].replicas"),
+    ("unknown autoscaling mode for a group", group(autoscaling="keda"), "raykube:rayClusters[0].workerGroups[0].autoscaling"),
+    ("unknown autoscaler upscaling mode", cluster(autoscaler={"upscalingMode": "Fast"}), "raykube:rayClusters[0].autoscaler.upscalingMode"),
+    ("unknown autoscaler version", cluster(autoscaler={"version": "v3"}), "raykube:rayClusters[0].autoscaler.version"),
+    ("GPU group without a GPU limit", group(rayResources={"GPU": 1}), "raykube:rayClusters[0].workerGroups[0].resources.limits"),
+    ("GPU request without a GPU limit", group(resources={"requests": {"nvidia.com/gpu": "1"}}), "raykube:rayClusters[0].workerGroups[0].resources.limits"),
+    ("malformed CPU quantity", group(resources={"requests": {"cpu": "two"}}), "raykube:rayClusters[0].workerGroups[0].resources.requests"),
+    ("limit below request", group(resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}), "raykube:rayClusters[0].workerGroups[0].resources.limits"),
+    ("HPA pool without a CPU request", group(autoscaling="hpa", minReplicas=1, resources={"limits": {"cpu": "1"}}), "raykube:rayClusters[0].workerGroups[0].resources.requests"),
+    ("HPA pool with zero minimum", group(autoscaling="hpa", minReplicas=0, resources={"requests": {"cpu": "1"}}), "raykube:rayClusters[0].workerGroups[0].minReplicas"),
+    ("rayVersion differs from the client", cluster(rayVersion="2.9.0"), "raykube:rayClusters[0].rayVersion"),
+    ("image tag differs from rayVersion", cluster(image="rayproject/ray:2.9.0-py311"), "raykube:rayClusters[0].image"),
+    ("dashboard path without slash", cluster(dashboardIngress={"enabled": True, "path": "ray"}), "raykube:rayClusters[0].dashboardIngress.path"),
+    ("operator version not a release", {"operator": {"version": "latest"}}, "raykube:operator.version"),
+    ("IRSA outside EKS", {"awsAccess": {"mode": "irsa", "bucket": "b", "roleArn": "arn:aws:iam::1:role/r"}}, "raykube:awsAccess.mode"),
+    ("AWS access without a bucket", {"awsAccess": {"mode": "secret", "roleArn": "arn:aws:iam::1:role/r"}}, "raykube:awsAccess.bucket"),
+    ("renew window longer than the session", {"awsAccess": {"sessionDurationSeconds": 900, "renewBeforeSeconds": 900}}, "raykube:awsAccess.renewBeforeSeconds"),
+]
+
+
+@pytest.mark.parametrize("config, key", [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
+def test_invalid_setting_names_its_key_and_the_stack_file(config, key):
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(config, SOURCE)
+    assert key in caught.value.keys, f"expected {key}, got {caught.value.problems}"
+    assert SOURCE in str(caught.value)
+    assert f"  {key}: " in str(caught.value)
+
+
+def test_corpus_is_large_enough():
+    assert len(INVALID) >= 25
+
+
+def test_defaults_are_a_complete_local_stack():
+    settings = parse_settings({}, SOURCE)
+    assert settings.target == "local"
+    assert settings.effective_network.pod_cidr == "10.244.0.0/16"
+    assert settings.autoscaling.scale_down_stabilization_seconds == 15
+    assert settings.effective_metrics.resolution_seconds == 15
+    assert settings.kubelet_insecure_tls is True
+    cluster_ = settings.ray_clusters[0]
+    assert cluster_.effective_ray_version == installed_ray_version()
+    assert cluster_.effective_image == f"rayproject/ray:{installed_ray_version()}-py{sys.version_info.major}{sys.version_info.minor}"
+    assert cluster_.head.ray_resources == {"CPU": 0.0}
+
+
+def test_target_defaults_differ_where_the_profile_says():
+    assert parse_settings({"target": "eks"}, SOURCE).kubelet_insecure_tls is False
+    assert parse_settings({"metrics": {"kubeletInsecureTls": False}}, SOURCE).kubelet_insecure_tls is False
+
+
+def test_version_mismatch_can_be_allowed_explicitly():
+    settings = parse_settings(cluster(rayVersion="2.9.0", image="rayproject/ray:2.9.0-py311", allowVersionMismatch=True), SOURCE)
+    assert settings.ray_clusters[0].effective_image == "rayproject/ray:2.9.0-py311"
+
+
+def test_bad_settings_stop_before_any_resource_is_registered():
+    monitor = RecordingMonitor(OfflineMocks())
+    from raykube.composition import build
+    from raykube.settings import load_settings
+
+    with pytest.raises(SettingsError):
+        run_offline(lambda: build(load_settings()).as_tuple(), {"raykube:rayClusters": '[{"name": "Bad"}]'}, "test", monitor=monitor)
+    assert monitor.registered == []
+
+
+def test_structured_config_reaches_the_settings_through_pulumi_config():
+    result = run_program({"raykube:target": "gke", "raykube:rayClusters": [{"name": "one", "namespace": "team-a"}]})
+    assert result.outputs["target"] == "gke"
+    assert result.outputs["namespaces"] == ["team-a"]
+
+
+@pytest.mark.parametrize(
+    "stack_text, key",
+    [
+        ("config:\n  raykube:rayClustrs: []\n", "raykube:rayClustrs"),
+        ("config:\n  raykube:target: openshift\n", "raykube:target"),
+        ("config:\n  raykube:metrics:\n    resolutionSeconds: soon\n", "raykube:metrics.resolutionSeconds"),
+    ],
+    ids=["misspelled key", "unknown target", "malformed value"],
+)
+def test_render_cli_exits_2_with_one_clear_message(tmp_path, stack_text, key):
+    stack_file = tmp_path / "Pulumi.broken.yaml"
+    stack_file.write_text(stack_text)
+    done = subprocess.run(
+        [sys.executable, "-m", "raykube.render", "--config", str(stack_file), "--out", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert key in done.stderr and str(stack_file) in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "out").exists()

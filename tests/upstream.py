@@ -1,0 +1,109 @@
+"""Readers and validators for the verbatim upstream data in ../shared/upstream.
+
+Nothing here is copied into the project: tests read the files where they lie.
+A missing file skips the test locally and fails it in CI (CI=true).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM = ROOT.parent / "shared" / "upstream"
+RAYCLUSTER_CRD = "kuberay/ray-operator/config/crd/bases/ray.io_rayclusters.yaml"
+KUBERAY_OPERATOR_VALUES = "kuberay/helm-chart/kuberay-operator/values.yaml"
+METRICS_SERVER_VALUES = "metrics-server/values.yaml"
+FLANNEL_VALUES = "flannel/values.yaml"
+
+
+def upstream_path(relative: str) -> Path:
+    path = UPSTREAM / relative
+    if not path.exists():
+        message = f"upstream reference {path} is missing"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def _load(relative: str) -> Any:
+    with open(upstream_path(relative), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _closed(schema: Any) -> Any:
+    """The schema with every structural object closed (additionalProperties: false).
+
+    The API server prunes fields a structural schema does not declare; closing
+    the schema turns that silent loss of a user's setting into a test failure.
+    """
+    if isinstance(schema, dict):
+        schema = {key: _closed(value) for key, value in schema.items()}
+        if (
+            schema.get("type") == "object"
+            and "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [_closed(item) for item in schema]
+    return schema
+
+
+@functools.lru_cache(maxsize=None)
+def raycluster_validator() -> jsonschema.protocols.Validator:
+    crd = _load(RAYCLUSTER_CRD)
+    version = next(item for item in crd["spec"]["versions"] if item["name"] == "v1")
+    schema = _closed(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
+    return jsonschema.Draft7Validator(schema)
+
+
+def validate_raycluster(obj: dict[str, Any]) -> None:
+    errors = sorted(raycluster_validator().iter_errors(obj), key=lambda error: list(error.absolute_path))
+    if errors:
+        details = "\n".join(f"  {'.'.join(map(str, error.absolute_path))}: {error.message[:300]}" for error in errors[:10])
+        raise AssertionError(f"RayCluster {obj.get('metadata', {}).get('name')} fails the KubeRay v1.7.0 schema:\n{details}")
+
+
+def validate_kubernetes(obj: dict[str, Any], version: str) -> None:
+    """Strict validation against the official OpenAPI schema of `version`."""
+    try:
+        kubernetes_validate.validate(obj, version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        raise AssertionError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')} invalid for Kubernetes {version}: {error}") from None
+
+
+def _commented_keys(text: str) -> set[str]:
+    """Top-level keys the chart documents in comments only (e.g. `# watchNamespace:`)."""
+    return set(re.findall(r"^#\s?([A-Za-z][A-Za-z0-9_]*):", text, re.M))
+
+
+def _unknown_paths(values: Any, upstream: Any, path: str) -> Iterator[str]:
+    if not isinstance(values, dict):
+        return
+    if not isinstance(upstream, dict) or not upstream:
+        return  # a free-form map upstream ({} or null): any key is the user's
+    for key, value in values.items():
+        if key not in upstream:
+            yield f"{path}{key}"
+        else:
+            yield from _unknown_paths(value, upstream[key], f"{path}{key}.")
+
+
+def unknown_chart_values(values: dict[str, Any], values_file: str) -> list[str]:
+    """Value paths that the chart's upstream values.yaml does not define."""
+    upstream = _load(values_file)
+    documented = _commented_keys(upstream_path(values_file).read_text(encoding="utf-8"))
+    return [path for path in _unknown_paths(values, upstream, "") if path.split(".")[0] not in documented or "." in path]
