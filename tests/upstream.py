@@ -85,9 +85,26 @@ def validate_kubernetes(obj: dict[str, Any], version: str) -> None:
         raise AssertionError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')} invalid for Kubernetes {version}: {error}") from None
 
 
-def _commented_keys(text: str) -> set[str]:
-    """Top-level keys the chart documents in comments only (e.g. `# watchNamespace:`)."""
-    return set(re.findall(r"^#\s?([A-Za-z][A-Za-z0-9_]*):", text, re.M))
+def _commented_paths(text: str) -> set[str]:
+    """Value paths a chart documents only in comments (`# watchNamespace:`,
+    `resources:` then `  # requests:`): real options, left unset upstream."""
+    stack: list[tuple[int, str]] = []
+    documented: set[str] = set()
+    for line in text.splitlines():
+        live = re.match(r"^(\s*)([A-Za-z][A-Za-z0-9_]*):", line)
+        commented = re.match(r"^(\s*)#\s?([A-Za-z][A-Za-z0-9_]*):(\s|$)", line)
+        match = live or commented
+        if not match:
+            continue
+        indent = len(match.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = ".".join([key for _, key in stack] + [match.group(2)])
+        if live:
+            stack.append((indent, match.group(2)))
+        else:
+            documented.add(path)
+    return documented
 
 
 def _unknown_paths(values: Any, upstream: Any, path: str) -> Iterator[str]:
@@ -105,5 +122,9 @@ def _unknown_paths(values: Any, upstream: Any, path: str) -> Iterator[str]:
 def unknown_chart_values(values: dict[str, Any], values_file: str) -> list[str]:
     """Value paths that the chart's upstream values.yaml does not define."""
     upstream = _load(values_file)
-    documented = _commented_keys(upstream_path(values_file).read_text(encoding="utf-8"))
-    return [path for path in _unknown_paths(values, upstream, "") if path.split(".")[0] not in documented or "." in path]
+    documented = _commented_paths(upstream_path(values_file).read_text(encoding="utf-8"))
+    return [
+        path
+        for path in _unknown_paths(values, upstream, "")
+        if not any(path == doc or path.startswith(doc + ".") for doc in documented)
+    ]
