@@ -12,9 +12,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.flannel import Flannel
+from components.kubeadm_config import KubeadmConfig
 from components.kuberay_crds import KubeRayCrds
 from components.kuberay_operator import KubeRayOperator
+from components.metrics_server import MetricsServer
 from components.ray_cluster import RayCluster
+from components.ray_worker_pool import RayWorkerPool
 from raykube.settings import RayClusterSettings, Settings
 
 # Ray pods meet "restricted" (non-root, no privilege escalation, no added
@@ -77,6 +81,49 @@ def build(settings: Settings) -> StackResult:
     provider = kubernetes_provider(settings)
     k8s_opts = pulumi.ResourceOptions(provider=provider)
     component_opts = pulumi.ResourceOptions(providers=[provider])
+    profile = settings.profile
+    outputs: dict[str, Any] = {"target": settings.target, "namespaces": settings.namespaces}
+    files: dict[str, Any] = {}
+
+    network, autoscaling = settings.effective_network, settings.autoscaling
+    if profile.kubeadm_config:
+        kubeadm = settings.effective_kubeadm
+        kubeadm_config = KubeadmConfig(
+            "kubeadm",
+            {
+                "kubernetes_version": settings.kubernetes_version,
+                "pod_subnet": network.pod_cidr,
+                "service_subnet": network.service_cidr,
+                "scale_down_stabilization_seconds": autoscaling.scale_down_stabilization_seconds,
+                "sync_period_seconds": autoscaling.sync_period_seconds,
+                "cri_socket": kubeadm.cri_socket,
+                "advertise_address": kubeadm.advertise_address,
+                "node_name": kubeadm.node_name,
+                "path": kubeadm.config_path,
+            },
+        )
+        outputs["kubeadmConfigPath"] = kubeadm.config_path
+        outputs["kubeadmConfig"] = kubeadm_config.config_yaml
+        files[kubeadm.config_path] = kubeadm_config.config_yaml
+
+    cluster_add_ons: list[pulumi.Resource] = []
+    if profile.flannel:
+        # podCidr is the same setting as kubeadm's podSubnet: one value, never two.
+        cluster_add_ons.append(
+            Flannel("flannel", {"pod_cidr": network.pod_cidr, "backend": network.flannel_backend}, opts=component_opts)
+        )
+    metrics_server = None
+    if profile.metrics_server:
+        metrics = settings.effective_metrics
+        metrics_server = MetricsServer(
+            "metrics-server",
+            {
+                "resolution_seconds": metrics.resolution_seconds,
+                "kubelet_request_timeout_seconds": metrics.kubelet_request_timeout_seconds,
+                "kubelet_insecure_tls": settings.kubelet_insecure_tls,
+            },
+            opts=component_opts,
+        )
 
     namespaces = {
         namespace: k8s.core.v1.Namespace(
@@ -103,13 +150,13 @@ def build(settings: Settings) -> StackResult:
                 "tolerations": operator.tolerations,
                 "values": operator.values,
             },
-            opts=pulumi.ResourceOptions.merge(component_opts, pulumi.ResourceOptions(depends_on=[crds, namespaces[namespace]])),
+            opts=pulumi.ResourceOptions.merge(
+                component_opts, pulumi.ResourceOptions(depends_on=[crds, namespaces[namespace], *cluster_add_ons])
+            ),
         )
         for namespace in settings.namespaces
     }
 
-    outputs: dict[str, Any] = {"target": settings.target, "namespaces": settings.namespaces}
-    files: dict[str, Any] = {}
     cluster_outputs: dict[str, Any] = {}
     for cluster in settings.ray_clusters:
         key = f"{cluster.namespace}/{cluster.name}"
@@ -118,6 +165,30 @@ def build(settings: Settings) -> StackResult:
             _cluster_args(cluster, {}, None),
             opts=pulumi.ResourceOptions.merge(component_opts, pulumi.ResourceOptions(depends_on=[operators[cluster.namespace]])),
         )
+        pools = {}
+        for group in cluster.worker_groups:
+            if group.autoscaling != "hpa":
+                continue
+            pool = RayWorkerPool(
+                f"{cluster.namespace}-{cluster.name}-{group.name}",
+                {
+                    "namespace": cluster.namespace,
+                    "cluster_name": cluster.name,
+                    "group": _group_args(group),
+                    "image": cluster.effective_image,
+                    "injection": {},
+                    "service_account_name": None,
+                    "target_cpu_utilization_percent": group.hpa.target_cpu_utilization_percent,
+                    "scale_down_stabilization_seconds": autoscaling.scale_down_stabilization_seconds,
+                    "scale_up": group.hpa.scale_up.model_dump(),
+                },
+                opts=pulumi.ResourceOptions.merge(
+                    component_opts,
+                    # Workers join a ready head; the HPA needs metrics to act on.
+                    pulumi.ResourceOptions(depends_on=[ray_cluster, *([metrics_server] if metrics_server else [])]),
+                ),
+            )
+            pools[group.name] = pool.deployment_name
         cluster_outputs[key] = {
             "headService": ray_cluster.head_service_name,
             "headServiceDns": ray_cluster.head_service_dns,
@@ -125,6 +196,7 @@ def build(settings: Settings) -> StackResult:
             "client": ray_cluster.client_address,
             "gcs": ray_cluster.gcs_address,
             "dashboardPortForward": ray_cluster.dashboard_port_forward,
+            "hpaWorkerPools": pools,
         }
     outputs["rayClusters"] = cluster_outputs
     return StackResult(outputs=outputs, files=files)

@@ -3,10 +3,11 @@
 Runs the program under Pulumi's mocks (no CLI, no cluster, no cloud account)
 and writes one deterministic file per resource for review in pull requests:
 
-  kubernetes/<namespace or _cluster>/<kind>-<name>.yaml   Kubernetes objects
+  kubernetes/<namespace or cluster>/<kind>-<name>.yaml    Kubernetes objects
   helm/<resource>.yaml       chart, repository, version, namespace, values
   manifests/<resource>.yaml  manifest groups (the KubeRay CRD URLs)
   aws/<type>-<resource>.yaml AWS resources' inputs
+  dynamic/<resource>.yaml    raykube's own resources (local file, AWS credentials bridge)
   files/<name>               files `pulumi up` writes (the kubeadm config)
   outputs.yaml               the stack outputs
 
@@ -61,10 +62,12 @@ def _relative_path(resource) -> Optional[str]:
         return f"manifests/{_safe(resource.name)}.yaml"
     if type_.startswith("kubernetes:") and "kind" in inputs:
         metadata = inputs.get("metadata") or {}
-        folder = metadata.get("namespace") or "_cluster"
+        folder = metadata.get("namespace") or "cluster"
         name = metadata.get("name") or resource.name
         return f"kubernetes/{_safe(folder)}/{inputs['kind'].lower()}-{_safe(name)}.yaml"
-    if type_.startswith("aws:") or type_.startswith("pulumi-python:dynamic"):
+    if type_.startswith("pulumi-python:dynamic"):
+        return f"dynamic/{_safe(resource.name)}.yaml"
+    if type_.startswith("aws:"):
         short = type_.split(":")[-1]
         return f"aws/{_safe(short.lower())}-{_safe(resource.name)}.yaml"
     return None

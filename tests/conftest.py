@@ -51,3 +51,18 @@ def ray_sandbox():
     sandbox = RaySandbox()
     yield sandbox
     sandbox.close()
+
+
+# The head every real-Ray test shares: CPU 0 as raykube's default head.
+HEAD_GROUP = {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}, "ray_resources": {"CPU": 0}}
+
+
+@pytest.fixture(scope="session")
+def ray_head(ray_sandbox):
+    """The session's head, started with exactly the params RayCluster generates for HEAD_GROUP."""
+    from components.ray_cluster import ray_cluster_spec
+    from components.ray_node import ray_resources, ray_start_args
+
+    spec = ray_cluster_spec({"ray_version": "x", "image": "x", "head": HEAD_GROUP, "worker_groups": []})
+    ray_sandbox.start_head(ray_start_args(spec["headGroupSpec"]["rayStartParams"]), memory=ray_resources(HEAD_GROUP["resources"])["memory"])
+    return ray_sandbox

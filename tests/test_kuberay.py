@@ -184,22 +184,12 @@ def test_fixed_only_cluster_has_no_autoscaler():
 
 # --- a real Ray cluster: the resources Ray reports are the ones computed -----
 
-HEAD_GROUP = {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}, "ray_resources": {"CPU": 0}}
+from tests.conftest import HEAD_GROUP
 WORKER_GROUP = {
     "name": "cpu",
     "resources": {"requests": {"cpu": "2500m", "memory": "1536Mi"}, "limits": {"cpu": "3", "memory": "1536Mi"}},
     "ray_resources": {"accelerator_x": 2, "GPU": 1},  # GPUs faked: the sandbox has none
 }
-
-
-@pytest.fixture(scope="session")
-def ray_head(ray_sandbox):
-    """The session's head, started with exactly the params the component generates."""
-    from components.ray_node import ray_resources as derive
-
-    params = ray_cluster_spec({**GPU_CLUSTER, "head": HEAD_GROUP, "worker_groups": []})["headGroupSpec"]["rayStartParams"]
-    ray_sandbox.start_head(ray_start_args(params), memory=derive(HEAD_GROUP["resources"])["memory"])
-    return ray_sandbox
 
 
 def test_real_ray_nodes_report_the_computed_resources(ray_head):

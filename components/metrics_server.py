@@ -1,0 +1,71 @@
+"""MetricsServer: the official metrics-server chart, the source of HPA CPU metrics."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.merge import deep_merge
+from components.versions import METRICS_SERVER_CHART, METRICS_SERVER_CHART_VERSION, METRICS_SERVER_HELM_REPOSITORY
+
+
+class MetricsServerArgs(TypedDict, total=False):
+    """Arguments of MetricsServer.
+
+    resolution_seconds: --metric-resolution (default 15; metrics-server needs >= 10).
+    kubelet_request_timeout_seconds: --kubelet-request-timeout (default 10; at most 0.9 x resolution).
+    kubelet_insecure_tls: --kubelet-insecure-tls, for kubelets with self-signed serving certificates (default False).
+    namespace: (default kube-system).
+    version: chart version (default components.versions.METRICS_SERVER_CHART_VERSION).
+    values: any other chart value, merged last (default {}).
+    """
+
+    resolution_seconds: int
+    kubelet_request_timeout_seconds: int
+    kubelet_insecure_tls: bool
+    namespace: str
+    version: str
+    values: Mapping[str, Any]
+
+
+def metrics_server_args(args: MetricsServerArgs) -> list[str]:
+    """The container's flags. They replace the chart's `defaultArgs`, whose
+    --metric-resolution would otherwise come twice."""
+    resolution = args.get("resolution_seconds", 15)
+    timeout = args.get("kubelet_request_timeout_seconds", 10)
+    if resolution < 10:
+        raise ValueError(f"metric resolution {resolution}s is below metrics-server's minimum of 10s")
+    if 0.9 * resolution < timeout:
+        raise ValueError(f"kubelet request timeout {timeout}s exceeds 0.9 x resolution {resolution}s")
+    flags = [
+        "--cert-dir=/tmp",
+        "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+        "--kubelet-use-node-status-port",
+        f"--metric-resolution={resolution}s",
+        f"--kubelet-request-timeout={timeout}s",
+    ]
+    if args.get("kubelet_insecure_tls"):
+        flags.append("--kubelet-insecure-tls")
+    return flags
+
+
+class MetricsServer(pulumi.ComponentResource):
+    namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, args: Optional[MetricsServerArgs] = None, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("raykube:index:MetricsServer", name, None, opts)
+        args = args or {}
+        namespace = args.get("namespace") or "kube-system"
+        self.chart = k8s.helm.v4.Chart(
+            f"{name}-chart",
+            chart=METRICS_SERVER_CHART,
+            version=args.get("version") or METRICS_SERVER_CHART_VERSION,
+            repository_opts={"repo": METRICS_SERVER_HELM_REPOSITORY},
+            namespace=namespace,
+            name="metrics-server",
+            values=deep_merge({"defaultArgs": metrics_server_args(args)}, args.get("values") or {}),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.namespace = pulumi.Output.from_input(namespace)
+        self.register_outputs({"namespace": self.namespace})
