@@ -89,8 +89,10 @@ def _content(resource) -> dict[str, Any]:
         inputs.pop("__provider", None)  # the pickled provider code, not a setting
     if inputs.get("kind") == "Secret":
         for field in ("data", "stringData"):
-            if field in inputs:
+            if isinstance(inputs.get(field), dict):
                 inputs[field] = {key: "[secret]" for key in inputs[field]}
+            elif field in inputs:
+                inputs[field] = "[secret]"
     return inputs
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import sys
 from importlib import metadata
@@ -460,6 +461,8 @@ class AwsAccessSettings(_Model):
     def _mode_rules(self) -> "AwsAccessSettings":
         if self.mode == "none":
             return self
+        if not self.effective_region:
+            raise ValueError(f"__region__ awsAccess.mode {self.mode} needs a region (set it here, or AWS_REGION)")
         if not self.bucket:
             raise ValueError(f"__bucket__ awsAccess.mode {self.mode} needs the S3 bucket name")
         if self.mode == "secret" and not self.role_arn and not self.trusted_principals:
@@ -467,6 +470,11 @@ class AwsAccessSettings(_Model):
         if self.mode == "irsa" and not self.role_arn and not (self.oidc_provider_arn and self.oidc_issuer):
             raise ValueError("__oidcProviderArn__ irsa mode needs oidcProviderArn and oidcIssuer of the EKS cluster")
         return self
+
+
+    @property
+    def effective_region(self) -> Optional[str]:
+        return self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
 class Settings(_Model):

@@ -66,3 +66,64 @@ def ray_head(ray_sandbox):
     spec = ray_cluster_spec({"ray_version": "x", "image": "x", "head": HEAD_GROUP, "worker_groups": []})
     ray_sandbox.start_head(ray_start_args(spec["headGroupSpec"]["rayStartParams"]), memory=ray_resources(HEAD_GROUP["resources"])["memory"])
     return ray_sandbox
+
+
+class MotoServer:
+    """moto_server on 127.0.0.1 with IAM enforced after the first three actions."""
+
+    def __init__(self) -> None:
+        import os
+        import socket
+        import subprocess
+        import time
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(self.port)],
+            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        # The three unauthenticated actions make an administrator; IAM applies after.
+        iam = self.client("iam", "bootstrap", "bootstrap")
+        iam.create_user(UserName="admin")
+        iam.put_user_policy(
+            UserName="admin", PolicyName="all",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+        )
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        self.admin = (key["AccessKeyId"], key["SecretAccessKey"])
+
+    def client(self, service: str, key_id: str, secret: str, token: Optional[str] = None):
+        import boto3
+
+        return boto3.client(
+            service, region_name="us-east-1", endpoint_url=self.url,
+            aws_access_key_id=key_id, aws_secret_access_key=secret, aws_session_token=token,
+        )
+
+    def admin_client(self, service: str):
+        return self.client(service, *self.admin)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    server = MotoServer()
+    yield server
+    server.close()

@@ -61,14 +61,19 @@ INVALID = [
     ("image tag differs from rayVersion", cluster(image="rayproject/ray:2.9.0-py311"), "raykube:rayClusters[0].image"),
     ("dashboard path without slash", cluster(dashboardIngress={"enabled": True, "path": "ray"}), "raykube:rayClusters[0].dashboardIngress.path"),
     ("operator version not a release", {"operator": {"version": "latest"}}, "raykube:operator.version"),
-    ("IRSA outside EKS", {"awsAccess": {"mode": "irsa", "bucket": "b", "roleArn": "arn:aws:iam::1:role/r"}}, "raykube:awsAccess.mode"),
-    ("AWS access without a bucket", {"awsAccess": {"mode": "secret", "roleArn": "arn:aws:iam::1:role/r"}}, "raykube:awsAccess.bucket"),
+    ("IRSA outside EKS", {"awsAccess": {"mode": "irsa", "region": "eu-west-1", "bucket": "b", "roleArn": "arn:aws:iam::1:role/r"}}, "raykube:awsAccess.mode"),
+    ("AWS access without a bucket", {"awsAccess": {"mode": "secret", "region": "eu-west-1", "roleArn": "arn:aws:iam::1:role/r"}}, "raykube:awsAccess.bucket"),
+    ("AWS access without a region", {"awsAccess": {"mode": "secret", "bucket": "b", "roleArn": "arn:aws:iam::1:role/r"}}, "raykube:awsAccess.region"),
+    ("created role without trusted principals", {"awsAccess": {"mode": "secret", "region": "eu-west-1", "bucket": "b"}}, "raykube:awsAccess.trustedPrincipals"),
+    ("IRSA role without the cluster's OIDC provider", {"target": "eks", "awsAccess": {"mode": "irsa", "region": "eu-west-1", "bucket": "b"}}, "raykube:awsAccess.oidcProviderArn"),
     ("renew window longer than the session", {"awsAccess": {"sessionDurationSeconds": 900, "renewBeforeSeconds": 900}}, "raykube:awsAccess.renewBeforeSeconds"),
 ]
 
 
 @pytest.mark.parametrize("config, key", [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
-def test_invalid_setting_names_its_key_and_the_stack_file(config, key):
+def test_invalid_setting_names_its_key_and_the_stack_file(config, key, monkeypatch):
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     with pytest.raises(SettingsError) as caught:
         parse_settings(config, SOURCE)
     assert key in caught.value.keys, f"expected {key}, got {caught.value.problems}"
