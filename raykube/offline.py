@@ -34,20 +34,21 @@ def _plain_numbers(value: Any) -> Any:
     return value
 
 
-def _unwrap(value: Any, path: str, secrets: list[str]) -> Any:
-    """Wire value -> plain value; secrets become SECRET and their paths are noted."""
+def _unwrap(value: Any, path: str, secrets: list[str], reveal: bool = False) -> Any:
+    """Wire value -> plain value; secrets become SECRET (or their value, if
+    `reveal`) and their paths are noted."""
     if isinstance(value, dict):
         sig = value.get(rpc._special_sig_key)
         if sig == rpc._special_secret_sig:
             secrets.append(path or ".")
-            return SECRET
+            return _unwrap(value.get("value"), path, [], reveal) if reveal else SECRET
         if sig == rpc._special_resource_sig:
             return {"resourceRef": value.get("urn")}
         if sig in (rpc._special_asset_sig, rpc._special_archive_sig):
             return {key: item for key, item in value.items() if key != rpc._special_sig_key}
-        return {key: _unwrap(item, f"{path}.{key}" if path else key, secrets) for key, item in value.items()}
+        return {key: _unwrap(item, f"{path}.{key}" if path else key, secrets, reveal) for key, item in value.items()}
     if isinstance(value, list):
-        return [_unwrap(item, f"{path}[{index}]", secrets) for index, item in enumerate(value)]
+        return [_unwrap(item, f"{path}[{index}]", secrets, reveal) for index, item in enumerate(value)]
     if value == rpc.UNKNOWN:
         return UNKNOWN
     return value
@@ -66,6 +67,8 @@ class Registered:
     inputs: dict[str, Any]  # secret inputs appear as SECRET
     secret_paths: list[str] = field(default_factory=list)
     provider: str = ""
+    # The same with secret values in place: for schema checks in tests, never written out.
+    revealed_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 class RecordingMonitor(MockMonitor):
@@ -92,6 +95,7 @@ class RecordingMonitor(MockMonitor):
                     inputs=inputs,
                     secret_paths=secrets,
                     provider=request.provider,
+                    revealed_inputs=_plain_numbers(_unwrap(wire, "", [], reveal=True)),
                 )
             )
         return response

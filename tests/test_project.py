@@ -40,9 +40,9 @@ def test_every_stack_renders_valid_objects(stack_runs, stack):
     assert objects, "a stack creates Kubernetes objects"
     for resource in objects:
         if resource.inputs["apiVersion"] == "ray.io/v1":
-            validate_raycluster(resource.inputs)
+            validate_raycluster(resource.revealed_inputs)
         else:
-            validate_kubernetes(resource.inputs, version)
+            validate_kubernetes(resource.revealed_inputs, version)
 
 
 @pytest.mark.parametrize("version", ["1.25", "1.30", "1.37"])
@@ -50,7 +50,7 @@ def test_local_objects_valid_across_kubernetes_versions(run, version):
     result = run({"raykube:kubernetesVersion": version}, "local")
     for resource in result.kubernetes_objects():
         if resource.inputs["apiVersion"] != "ray.io/v1":
-            validate_kubernetes(resource.inputs, version)
+            validate_kubernetes(resource.revealed_inputs, version)
 
 
 def test_render_cli_writes_deterministic_files(tmp_path):
