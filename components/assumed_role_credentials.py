@@ -8,6 +8,7 @@ credentials cannot be revoked one by one; they expire).
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
@@ -44,22 +45,21 @@ def assume_role(props: dict[str, Any]) -> dict[str, Any]:
     }
     if props.get("external_id"):
         request["ExternalId"] = props["external_id"]
-    try:
-        credentials = sts.assume_role(**request)["Credentials"]
-    except NoCredentialsError:
-        raise AssumeRoleError(f"cannot assume {props['role_arn']}: no AWS credentials found for the caller") from None
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
+    # A role created moments ago in the same `pulumi up` is not yet trusted
+    # everywhere (IAM is eventually consistent): retry AccessDenied a while.
+    deadline = time.monotonic() + float(props.get("propagation_wait_seconds") or 0)
+    while True:
         try:
-            caller = sts.get_caller_identity()["Arn"]
-        except ClientError:
-            caller = "(unknown caller)"
-        if code in ("AccessDenied", "AccessDeniedException"):
-            raise AssumeRoleError(
-                f"{caller} may not assume role {props['role_arn']}: the role's trust policy must allow it "
-                "(raykube:awsAccess.trustedPrincipals) and the caller needs sts:AssumeRole on the role"
-            ) from None
-        raise AssumeRoleError(f"assuming role {props['role_arn']} as {caller} failed: {code}: {error}") from None
+            credentials = sts.assume_role(**request)["Credentials"]
+            break
+        except NoCredentialsError:
+            raise AssumeRoleError(f"cannot assume {props['role_arn']}: no AWS credentials found for the caller") from None
+        except ClientError as error:
+            denied = error.response.get("Error", {}).get("Code", "").startswith("AccessDenied")
+            if denied and time.monotonic() < deadline:
+                time.sleep(2)
+                continue
+            raise _explained(sts, props["role_arn"], error) from None
     expiration = credentials["Expiration"]
     if isinstance(expiration, datetime):
         expiration = expiration.astimezone(timezone.utc).isoformat()
@@ -73,6 +73,23 @@ def assume_role(props: dict[str, Any]) -> dict[str, Any]:
     if props.get("bucket"):
         _check_bucket(outs)
     return outs
+
+
+def _explained(sts, role_arn: str, error) -> AssumeRoleError:
+    """Name the role and the caller, and say what to fix."""
+    from botocore.exceptions import ClientError
+
+    code = error.response.get("Error", {}).get("Code", "")
+    try:
+        caller = sts.get_caller_identity()["Arn"]
+    except ClientError:
+        caller = "(unknown caller)"
+    if code.startswith("AccessDenied"):
+        return AssumeRoleError(
+            f"{caller} may not assume role {role_arn}: the role's trust policy must allow it "
+            "(raykube:awsAccess.trustedPrincipals) and the caller needs sts:AssumeRole on the role"
+        )
+    return AssumeRoleError(f"assuming role {role_arn} as {caller} failed: {code}: {error}")
 
 
 def _check_bucket(outs: dict[str, Any]) -> None:
@@ -145,6 +162,7 @@ class AssumedRoleCredentials(pulumi.dynamic.Resource):
         external_id: Optional[pulumi.Input[str]] = None,
         endpoint_url: Optional[pulumi.Input[str]] = None,
         bucket: Optional[pulumi.Input[str]] = None,
+        propagation_wait_seconds: pulumi.Input[int] = 60,
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         props = {
@@ -156,6 +174,7 @@ class AssumedRoleCredentials(pulumi.dynamic.Resource):
             "external_id": pulumi.Output.secret(external_id) if external_id else None,
             "endpoint_url": endpoint_url,
             "bucket": bucket,
+            "propagation_wait_seconds": propagation_wait_seconds,
             "access_key_id": None,
             "secret_access_key": None,
             "session_token": None,

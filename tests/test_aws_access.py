@@ -77,6 +77,25 @@ def test_trust_policy_excluding_the_caller_names_role_and_caller(moto_server, aw
     assert aws["locked"] in str(error.value) and aws["deployer"] in str(error.value)
 
 
+def test_bridge_waits_for_a_new_roles_trust_to_propagate(moto_server, aws, as_deployer):
+    """Right after a role is created IAM may still deny; the bridge retries within its wait."""
+    import threading
+
+    iam = moto_server.admin_client("iam")
+    role = iam.create_role(RoleName="late-trust", AssumeRolePolicyDocument=json.dumps(assume_role_trust_policy(["arn:aws:iam::123456789012:user/nobody"])))["Role"]
+    iam.put_role_policy(RoleName="late-trust", PolicyName="bucket", PolicyDocument=json.dumps(bucket_policy(BUCKET)))
+    grant = threading.Timer(3, lambda: iam.update_assume_role_policy(
+        RoleName="late-trust", PolicyDocument=json.dumps(assume_role_trust_policy([aws["deployer"]]))))
+    grant.start()
+    try:
+        started = time.monotonic()
+        outs = AssumedRoleCredentialsProvider().create(props(moto_server, role["Arn"], propagation_wait_seconds=30)).outs
+        assert time.monotonic() - started >= 3
+        assert outs["access_key_id"]
+    finally:
+        grant.cancel()
+
+
 def test_missing_bucket_and_region_give_clear_errors(moto_server, aws, as_deployer):
     with pytest.raises(AssumeRoleError, match="bucket no-such-bucket does not exist"):
         AssumedRoleCredentialsProvider().create(props(moto_server, aws["missing"], bucket="no-such-bucket"))
