@@ -82,3 +82,25 @@ def test_every_component_registers_outputs_and_parents_its_children(stack_runs):
         assert children, f"{component.type} has no children"
         for child in children:
             assert child.name.startswith(f"{component.name}-"), f"{child.name} is not named after {component.name}"
+
+
+def test_components_import_without_the_program():
+    """The library stands alone: other Pulumi projects import it without raykube's program."""
+    code = (
+        "import sys, pkgutil, importlib, components\n"
+        "for info in pkgutil.iter_modules(components.__path__):\n"
+        "    importlib.import_module(f'components.{info.name}')\n"
+        "print(sorted(name for name in sys.modules if name == 'raykube' or name.startswith('raykube.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_settings_errors_reach_pulumi_as_run_errors():
+    """Pulumi prints a RunError's message without a traceback."""
+    import pulumi
+
+    from raykube.settings import SettingsError
+
+    assert issubclass(SettingsError, pulumi.RunError)
