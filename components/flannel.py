@@ -7,6 +7,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.merge import deep_merge
+from components.pinned_chart import pinned_chart
 from components.versions import FLANNEL_CHART, FLANNEL_HELM_REPOSITORY, FLANNEL_VERSION
 
 NAMESPACE = "kube-flannel"
@@ -43,13 +44,13 @@ class Flannel(pulumi.ComponentResource):
             {"podCidr": args["pod_cidr"], "flannel": {"backend": args.get("backend") or "vxlan"}},
             args.get("values") or {},
         )
-        self.chart = k8s.helm.v4.Chart(
+        self.chart = pinned_chart(
             f"{name}-chart",
             chart=FLANNEL_CHART,
             version=args.get("version") or FLANNEL_VERSION,
-            repository_opts={"repo": FLANNEL_HELM_REPOSITORY},
+            repository=FLANNEL_HELM_REPOSITORY,
             namespace=NAMESPACE,
-            name="flannel",
+            release="flannel",
             values=values,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_resource]),
         )

@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence, TypedDict
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.merge import deep_merge
+from components.pinned_chart import pinned_chart
 from components.versions import KUBERAY_HELM_REPOSITORY, KUBERAY_OPERATOR_CHART, KUBERAY_VERSION
 
 
@@ -77,14 +77,14 @@ class KubeRayOperator(pulumi.ComponentResource):
     def __init__(self, name: str, args: KubeRayOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:KubeRayOperator", name, None, opts)
         version = args.get("version") or KUBERAY_VERSION
-        self.chart = k8s.helm.v4.Chart(
+        self.chart = pinned_chart(
             f"{name}-chart",
             chart=KUBERAY_OPERATOR_CHART,
             version=version,
-            repository_opts={"repo": KUBERAY_HELM_REPOSITORY},
+            repository=KUBERAY_HELM_REPOSITORY,
             namespace=args["namespace"],
-            name="kuberay-operator",
-            skip_crds=True,
+            release="kuberay-operator",
+            skip_crds=True,  # KubeRayCrds owns them, once per cluster
             values=operator_values(args),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, TypedDict
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.merge import deep_merge
+from components.pinned_chart import pinned_chart
 from components.versions import METRICS_SERVER_CHART, METRICS_SERVER_CHART_VERSION, METRICS_SERVER_HELM_REPOSITORY
 
 
@@ -57,13 +57,13 @@ class MetricsServer(pulumi.ComponentResource):
         super().__init__("raykube:index:MetricsServer", name, None, opts)
         args = args or {}
         namespace = args.get("namespace") or "kube-system"
-        self.chart = k8s.helm.v4.Chart(
+        self.chart = pinned_chart(
             f"{name}-chart",
             chart=METRICS_SERVER_CHART,
             version=args.get("version") or METRICS_SERVER_CHART_VERSION,
-            repository_opts={"repo": METRICS_SERVER_HELM_REPOSITORY},
+            repository=METRICS_SERVER_HELM_REPOSITORY,
             namespace=namespace,
-            name="metrics-server",
+            release="metrics-server",
             values=deep_merge({"defaultArgs": metrics_server_args(args)}, args.get("values") or {}),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -1,0 +1,99 @@
+"""AWS access for Ray pods: the IAM role (created or given) and how pods get it.
+
+secret mode: the role's STS credentials in a Secret per Ray namespace
+(AwsRoleBridge); irsa mode (EKS): a service account per namespace annotated
+with the role, trusted through the cluster's OIDC provider; no Secret.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.aws_role_bridge import CREDENTIALS_FILE_KEY, AwsRoleBridge
+from components.s3_access_role import S3AccessRole, assume_role_trust_policy, irsa_trust_policy
+from raykube.settings import Settings
+
+
+@dataclass
+class RayAwsAccess:
+    """How Ray pods reach AWS: Secrets to inject, or a service account (IRSA)."""
+
+    injection: dict[str, Any] = field(default_factory=dict)
+    service_account: str | None = None
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace], k8s_opts, outputs: dict[str, Any]) -> RayAwsAccess:
+    """The IAM role (created or given) and its bridge to the Ray namespaces."""
+    access = settings.aws_access
+    if access.mode == "none":
+        return RayAwsAccess()
+    region = access.effective_region
+    endpoints = [{service: access.endpoint_url for service in ("iam", "sts", "s3")}] if access.endpoint_url else None
+    aws_provider = aws.Provider("aws", region=region, endpoints=endpoints, s3_use_path_style=bool(endpoints))
+    aws_opts = pulumi.ResourceOptions(providers=[aws_provider])
+    subjects = [f"system:serviceaccount:{namespace}:{access.service_account_name}" for namespace in settings.namespaces]
+    role_arn: Any = access.role_arn
+    role = None
+    if not role_arn:
+        trust = (
+            irsa_trust_policy(access.oidc_provider_arn, access.oidc_issuer, subjects)
+            if access.mode == "irsa"
+            else assume_role_trust_policy(access.trusted_principals, access.external_id)
+        )
+        role = S3AccessRole(
+            "ray-s3",
+            {
+                "bucket": access.bucket,
+                "create_bucket": access.create_bucket,
+                "role_name": f"raykube-{pulumi.get_stack()}-ray-s3",
+                "trust_policy": trust,
+                "max_session_duration_seconds": max(access.session_duration_seconds, 3600),
+            },
+            opts=aws_opts,
+        )
+        role_arn = role.role_arn
+    outputs["awsRoleArn"] = role_arn
+    if access.mode == "irsa":
+        accounts = [
+            k8s.core.v1.ServiceAccount(
+                f"ray-s3-serviceaccount-{namespace}",
+                metadata={
+                    "name": access.service_account_name,
+                    "namespace": namespace,
+                    "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+                },
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace]])),
+            )
+            for namespace in settings.namespaces
+        ]
+        return RayAwsAccess(service_account=access.service_account_name, depends_on=accounts)
+    bridge = AwsRoleBridge(
+        "aws-bridge",
+        {
+            "role_arn": role_arn,
+            "region": region,
+            "namespaces": settings.namespaces,
+            "secret_name": access.secret_name,
+            "session_name": f"raykube-{pulumi.get_stack()}",
+            "duration_seconds": access.session_duration_seconds,
+            "renew_before_seconds": access.renew_before_seconds,
+            "external_id": access.external_id,
+            "endpoint_url": access.endpoint_url,
+            "bucket": access.bucket,
+        },
+        opts=pulumi.ResourceOptions(
+            providers=[k8s_opts.provider], depends_on=[*namespaces.values(), *([role] if role else [])]
+        ),
+    )
+    outputs["awsCredentialsExpiration"] = bridge.expiration
+    injection = {
+        "env_from_secrets": [access.secret_name],
+        "head_secret_volumes": [{"secret_name": access.secret_name, "mount_path": access.mount_path}],
+        "head_env": {"AWS_SHARED_CREDENTIALS_FILE": f"{access.mount_path.rstrip('/')}/{CREDENTIALS_FILE_KEY}"},
+    }
+    return RayAwsAccess(injection=injection, depends_on=[bridge])
