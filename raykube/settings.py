@@ -449,6 +449,28 @@ class AwsAccessSettings(_Model):
     oidc_provider_arn: Optional[str] = Field(default=None, description="EKS cluster OIDC provider ARN (irsa)")
     oidc_issuer: Optional[str] = Field(default=None, description="EKS OIDC issuer host/path without https:// (irsa)")
 
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, bucket: Optional[str]) -> Optional[str]:
+        if bucket is not None and not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", bucket):
+            raise ValueError(f"{bucket!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
+        return bucket
+
+    @field_validator("role_arn", "oidc_provider_arn")
+    @classmethod
+    def _arn(cls, arn: Optional[str]) -> Optional[str]:
+        if arn is not None and not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:(role|oidc-provider)/.+$", arn):
+            raise ValueError(f"{arn!r} is not an IAM role or OIDC provider ARN (arn:aws:iam::<account>:role/<name>)")
+        return arn
+
+    @field_validator("trusted_principals")
+    @classmethod
+    def _principals(cls, principals: list[str]) -> list[str]:
+        for principal in principals:
+            if not re.match(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$", principal):
+                raise ValueError(f"{principal!r} is not an IAM principal ARN (arn:aws:iam::<account>:user/<name>, role/..., root)")
+        return principals
+
     @field_validator("renew_before_seconds")
     @classmethod
     def _renew_window(cls, renew: int, info: ValidationInfo) -> int:
