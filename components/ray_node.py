@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
 from components.quantity import parse_quantity, whole_bytes, whole_cpus
 

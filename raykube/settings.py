@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from importlib import metadata
-from typing import Annotated, Any, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional
 
 import pulumi
 from pydantic import (
@@ -30,6 +30,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components.quantity import parse_quantity
+from components.ray_node import GPU_RESOURCE
+from components.versions import RAY_IMAGE_REPOSITORY
 from raykube.targets import TARGETS, TargetName
 
 PROJECT = "raykube"
@@ -41,7 +43,6 @@ _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # KubeRay names the head Service "<cluster>-head-svc" and worker pods
 # "<cluster>-<group>-worker-<5 chars>"; 53 keeps every derived name a label.
 RAY_CLUSTER_NAME_MAX = 53
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 def installed_ray_version() -> str:
@@ -77,9 +78,6 @@ class _Model(BaseModel):
         frozen=True,
         validate_default=False,
     )
-
-
-Quantity = Annotated[str, Field(description="a Kubernetes quantity such as 500m or 2Gi")]
 
 
 def _check_quantities(values: Mapping[str, Any]) -> dict[str, str]:
@@ -323,8 +321,6 @@ class RayClusterSettings(_Model):
 
     @property
     def effective_image(self) -> str:
-        from components.versions import RAY_IMAGE_REPOSITORY
-
         return self.image or f"{RAY_IMAGE_REPOSITORY}:{self.effective_ray_version}-{python_tag()}"
 
 

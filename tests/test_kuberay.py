@@ -7,7 +7,7 @@ import pytest
 
 from components.kuberay_operator import operator_values
 from components.ray_cluster import ray_cluster_spec
-from components.ray_node import ray_resources, ray_start_args, ray_start_params
+from components.ray_node import ray_resources, ray_start_args
 from tests.upstream import KUBERAY_OPERATOR_VALUES, unknown_chart_values, validate_kubernetes, validate_raycluster
 
 CHART = "kubernetes:helm.sh/v4:Chart"
