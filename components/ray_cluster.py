@@ -237,7 +237,7 @@ class RayCluster(pulumi.ComponentResource):
             self.ingress = k8s.networking.v1.Ingress(
                 f"{name}-dashboard",
                 metadata={"name": f"{cluster_name}-dashboard", "namespace": namespace},
-                spec={"ingressClassName": ingress.get("class_name"), "rules": [rule]},
+                spec={"rules": [rule], **({"ingressClassName": ingress["class_name"]} if ingress.get("class_name") else {})},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.resource]),
             )
         self.cluster_name = pulumi.Output.from_input(cluster_name)
