@@ -16,8 +16,10 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 SECRET_OUTPUTS = ["access_key_id", "secret_access_key", "session_token"]
-# Inputs whose change needs a fresh AssumeRole.
-_RENEW_ON_CHANGE = ("role_arn", "session_name", "duration_seconds", "external_id", "region", "endpoint_url")
+# Inputs kept in the state; a change to any of them needs a fresh AssumeRole.
+_TRACKED_INPUTS = (
+    "role_arn", "session_name", "duration_seconds", "external_id", "region", "endpoint_url", "renew_before_seconds", "bucket",
+)
 
 
 class AssumeRoleError(Exception):
@@ -64,7 +66,7 @@ def assume_role(props: dict[str, Any]) -> dict[str, Any]:
     if isinstance(expiration, datetime):
         expiration = expiration.astimezone(timezone.utc).isoformat()
     outs = {
-        **{key: props.get(key) for key in (*_RENEW_ON_CHANGE, "renew_before_seconds", "bucket")},
+        **{key: props.get(key) for key in _TRACKED_INPUTS},
         "access_key_id": credentials["AccessKeyId"],
         "secret_access_key": credentials["SecretAccessKey"],
         "session_token": credentials["SessionToken"],
@@ -129,8 +131,7 @@ class AssumedRoleCredentialsProvider(ResourceProvider):
         return CreateResult(id_=f"{props['role_arn']}#{props.get('session_name') or 'raykube'}", outs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        keys = (*_RENEW_ON_CHANGE, "renew_before_seconds", "bucket")
-        changed = [key for key in keys if (olds.get(key) or None) != (news.get(key) or None)]
+        changed = [key for key in _TRACKED_INPUTS if (olds.get(key) or None) != (news.get(key) or None)]
         if needs_renewal({**olds, "renew_before_seconds": news.get("renew_before_seconds")}):
             changed.append("expiration")
         return DiffResult(changes=bool(changed))

@@ -177,8 +177,7 @@ def run_offline(
     monitor: Optional[RecordingMonitor] = None,
 ) -> OfflineRun:
     """Run `program` (returns (outputs, files)) under mocks with `config`."""
-    mocks = OfflineMocks()
-    monitor = monitor or RecordingMonitor(mocks)
+    monitor = monitor or RecordingMonitor(OfflineMocks())
     mocks = monitor.mocks
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config))

@@ -74,6 +74,8 @@ def _relative_path(resource) -> Optional[str]:
 
 
 def _content(resource) -> dict[str, Any]:
+    from raykube.offline import SECRET
+
     inputs = dict(resource.inputs)
     if resource.type.startswith("kubernetes:helm"):
         return {
@@ -90,9 +92,9 @@ def _content(resource) -> dict[str, Any]:
     if inputs.get("kind") == "Secret":
         for field in ("data", "stringData"):
             if isinstance(inputs.get(field), dict):
-                inputs[field] = {key: "[secret]" for key in inputs[field]}
+                inputs[field] = {key: SECRET for key in inputs[field]}
             elif field in inputs:
-                inputs[field] = "[secret]"
+                inputs[field] = SECRET
     return inputs
 
 
