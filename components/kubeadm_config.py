@@ -87,9 +87,20 @@ def kubeadm_documents(args: KubeadmConfigArgs) -> list[dict[str, Any]]:
     return [init, cluster, kubelet]
 
 
+HINT = "# Written by raykube (pulumi up). Use: sudo kubeadm init --config <this file>"
+
+
 def render_kubeadm_config(args: KubeadmConfigArgs) -> str:
-    header = "# Written by raykube (pulumi up). Use: sudo kubeadm init --config <this file>\n"
-    return header + yaml.safe_dump_all(kubeadm_documents(args), sort_keys=False, explicit_start=True)
+    """The file kubeadm reads: only documents with apiVersion and kind.
+
+    kubeadm splits the file on `---` lines and decodes every part, so a
+    comment-only part (a header before the first `---`) makes it reject the
+    whole file. The hint therefore sits inside the first document, after its
+    `apiVersion:` line.
+    """
+    text = yaml.safe_dump_all(kubeadm_documents(args), sort_keys=False)
+    first_line, rest = text.split("\n", 1)
+    return f"{first_line}\n{HINT}\n{rest}"
 
 
 class KubeadmConfig(pulumi.ComponentResource):
