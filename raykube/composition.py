@@ -105,7 +105,7 @@ def _metrics_server(settings: Settings, opts: pulumi.ResourceOptions) -> Metrics
         "metrics-server",
         {
             "resolution_seconds": metrics.resolution_seconds,
-            "kubelet_request_timeout_seconds": metrics.kubelet_request_timeout_seconds,
+            "kubelet_request_timeout_seconds": metrics.effective_kubelet_request_timeout_seconds,
             "kubelet_insecure_tls": settings.kubelet_insecure_tls,
         },
         opts=opts,

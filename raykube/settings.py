@@ -43,6 +43,9 @@ _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # KubeRay names the head Service "<cluster>-head-svc" and worker pods
 # "<cluster>-<group>-worker-<5 chars>"; 53 keeps every derived name a label.
 RAY_CLUSTER_NAME_MAX = 53
+# Kubernetes stores replica counts, HPA policy values and KubeRay's timeouts as
+# int32: a larger value passes a schema check and is refused by the API server.
+INT32_MAX = 2**31 - 1
 
 
 def installed_ray_version() -> str:
@@ -163,8 +166,8 @@ class ScaleUpPolicy(_Model):
     """How fast an HPA may add pods."""
 
     stabilization_window_seconds: int = Field(default=0, ge=0, le=3600, description="scale-up stabilization")
-    pods: int = Field(default=4, ge=1, description="at most this many pods added per period")
-    percent: int = Field(default=100, ge=1, description="or at most this percent of current pods per period")
+    pods: int = Field(default=4, ge=1, le=INT32_MAX, description="at most this many pods added per period")
+    percent: int = Field(default=100, ge=1, le=INT32_MAX, description="or at most this percent of current pods per period")
     period_seconds: int = Field(default=15, ge=1, le=1800, description="policy period")
 
 
@@ -183,9 +186,9 @@ class WorkerGroup(RayGroup):
         default="ray",
         description="ray: KubeRay's autoscaler; hpa: a Deployment scaled by an HPA on CPU; fixed: `replicas` pods",
     )
-    replicas: Optional[int] = Field(default=None, ge=0, description="initial (ray) or fixed count; default minReplicas")
-    min_replicas: int = Field(default=0, ge=0, description="fewest workers")
-    max_replicas: int = Field(default=4, ge=0, description="most workers")
+    replicas: Optional[int] = Field(default=None, ge=0, le=INT32_MAX, description="initial (ray) or fixed count; default minReplicas")
+    min_replicas: int = Field(default=0, ge=0, le=INT32_MAX, description="fewest workers")
+    max_replicas: int = Field(default=4, ge=0, le=INT32_MAX, description="most workers")
     hpa: HpaSettings = Field(default_factory=HpaSettings, description="HPA settings (autoscaling: hpa)")
     termination_grace_period_seconds: int = Field(
         default=300, ge=30, le=86400, description="time a draining worker gets to finish its tasks"
@@ -229,7 +232,7 @@ class AutoscalerOptions(_Model):
 
     version: Literal["v1", "v2"] = Field(default="v2", description="Ray autoscaler version")
     upscaling_mode: Literal["Default", "Aggressive", "Conservative"] = Field(default="Default", description="upscaling speed")
-    idle_timeout_seconds: int = Field(default=60, ge=0, description="idle time before a worker is removed")
+    idle_timeout_seconds: int = Field(default=60, ge=0, le=INT32_MAX, description="idle time before a worker is removed")
 
 
 class DashboardIngress(_Model):
@@ -380,19 +383,28 @@ class MetricsSettings(_Model):
     """metrics-server (local and EKS targets)."""
 
     resolution_seconds: int = Field(default=15, ge=10, le=300, description="--metric-resolution")
-    kubelet_request_timeout_seconds: int = Field(default=10, ge=1, le=60, description="--kubelet-request-timeout")
+    kubelet_request_timeout_seconds: Optional[int] = Field(
+        default=None, ge=1, le=60,
+        description="--kubelet-request-timeout; default 10, or 0.9 x resolutionSeconds rounded down if that is less",
+    )
     kubelet_insecure_tls: Optional[bool] = Field(
         default=None, description="--kubelet-insecure-tls; default: on for local kubeadm, off elsewhere"
     )
 
     @field_validator("kubelet_request_timeout_seconds")
     @classmethod
-    def _timeout_fits(cls, timeout: int, info: ValidationInfo) -> int:
+    def _timeout_fits(cls, timeout: Optional[int], info: ValidationInfo) -> Optional[int]:
         resolution = info.data.get("resolution_seconds")
         # metrics-server refuses to start unless 0.9 * resolution >= timeout.
-        if resolution is not None and 0.9 * resolution < timeout:
+        if timeout is not None and resolution is not None and 0.9 * resolution < timeout:
             raise ValueError(f"{timeout}s exceeds 0.9 x resolutionSeconds ({0.9 * resolution:g}s)")
         return timeout
+
+    @property
+    def effective_kubelet_request_timeout_seconds(self) -> int:
+        if self.kubelet_request_timeout_seconds is not None:
+            return self.kubelet_request_timeout_seconds
+        return min(10, int(0.9 * self.resolution_seconds))
 
 
 class OperatorImage(_Model):

@@ -127,3 +127,18 @@ def moto_server():
     server = MotoServer()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory):
+    """One real kube-apiserver + etcd for the session, with the KubeRay v1.7.0 CRDs
+    from ../shared/upstream installed by server-side apply; stopped also when tests fail."""
+    from tests.envtest import ControlPlane, install_crds
+    from tests.upstream import KUBERAY_CRDS, upstream_path
+
+    plane = ControlPlane(tmp_path_factory.mktemp("envtest"))
+    try:
+        install_crds(plane.dynamic(), [upstream_path(path) for path in KUBERAY_CRDS])
+        yield plane
+    finally:
+        plane.stop()

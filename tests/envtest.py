@@ -78,14 +78,44 @@ class ControlPlane:
         subprocess.run([str(envtest_script()), "stop", str(self.directory)], capture_output=True, timeout=120)
 
 
-def resource_for(client, obj: dict[str, Any]):
-    return client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+class ApplyError(AssertionError):
+    """The API server refused an object: its status code and message."""
+
+    def __init__(self, obj: dict[str, Any], status: int, message: str):
+        self.status = status
+        self.message = message
+        metadata = obj.get("metadata") or {}
+        super().__init__(f"{obj.get('kind')} {metadata.get('namespace', '')}/{metadata.get('name')}: HTTP {status}: {message}")
 
 
-def server_side_apply(client, obj: dict[str, Any], manager: str = FIELD_MANAGER):
-    """Apply one object as `pulumi up` with server-side apply does (no force)."""
-    namespace = (obj.get("metadata") or {}).get("namespace")
-    return resource_for(client, obj).server_side_apply(body=obj, namespace=namespace, field_manager=manager)
+def server_side_apply(client, obj: dict[str, Any], manager: str = FIELD_MANAGER, dry_run: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """Apply one object as `pulumi up` with server-side apply does (no force).
+
+    Returns the object as stored (or as it would be, with dry_run) and the
+    warnings the server sent (Pod Security `warn`, deprecations).
+    """
+    import json
+
+    from kubernetes.client.rest import ApiException
+
+    resource = client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+    metadata = obj.get("metadata") or {}
+    path = resource.path(name=metadata["name"], namespace=metadata.get("namespace") if resource.namespaced else None)
+    query = [("fieldManager", manager)] + ([("dryRun", "All")] if dry_run else [])
+    try:
+        response = client.client.call_api(
+            path, "PATCH", {}, query,
+            {"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+            body=obj, auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=False,
+        )
+    except ApiException as error:
+        try:
+            message = json.loads(error.body).get("message", error.body)
+        except (TypeError, ValueError):
+            message = str(error.body)
+        raise ApplyError(obj, error.status, message) from None
+    headers = response.headers  # urllib3: one Warning header per warning
+    return json.loads(response.data), list(headers.getlist("Warning"))
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):

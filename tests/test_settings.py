@@ -69,6 +69,8 @@ INVALID = [
     ("bucket name with capitals", {"awsAccess": {"bucket": "My_Bucket"}}, "raykube:awsAccess.bucket"),
     ("role ARN that is no ARN", {"awsAccess": {"roleArn": "ray-role"}}, "raykube:awsAccess.roleArn"),
     ("trusted principal that is no ARN", {"awsAccess": {"trustedPrincipals": ["alice"]}}, "raykube:awsAccess.trustedPrincipals"),
+    ("worker count past int32", group(maxReplicas=2**31), "raykube:rayClusters[0].workerGroups[0].maxReplicas"),
+    ("HPA scale-up pods past int32", group(hpa={"scaleUp": {"pods": 2**31}}), "raykube:rayClusters[0].workerGroups[0].hpa.scaleUp.pods"),
     ("renew window longer than the session", {"awsAccess": {"sessionDurationSeconds": 900, "renewBeforeSeconds": 900}}, "raykube:awsAccess.renewBeforeSeconds"),
 ]
 
@@ -104,6 +106,13 @@ def test_defaults_are_a_complete_local_stack():
 def test_target_defaults_differ_where_the_profile_says():
     assert parse_settings({"target": "eks"}, SOURCE).kubelet_insecure_tls is False
     assert parse_settings({"metrics": {"kubeletInsecureTls": False}}, SOURCE).kubelet_insecure_tls is False
+
+
+def test_lowest_metrics_resolution_works_without_touching_the_timeout():
+    """metrics-server needs timeout <= 0.9 x resolution: the default follows the resolution."""
+    metrics = parse_settings({"metrics": {"resolutionSeconds": 10}}, SOURCE).effective_metrics
+    assert metrics.effective_kubelet_request_timeout_seconds == 9
+    assert parse_settings({}, SOURCE).effective_metrics.effective_kubelet_request_timeout_seconds == 10
 
 
 def test_version_mismatch_can_be_allowed_explicitly():

@@ -20,6 +20,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT.parent / "shared" / "upstream"
 RAYCLUSTER_CRD = "kuberay/ray-operator/config/crd/bases/ray.io_rayclusters.yaml"
+KUBERAY_CRDS = (
+    RAYCLUSTER_CRD,
+    "kuberay/ray-operator/config/crd/bases/ray.io_rayjobs.yaml",
+    "kuberay/ray-operator/config/crd/bases/ray.io_rayservices.yaml",
+)
 KUBERAY_OPERATOR_VALUES = "kuberay/helm-chart/kuberay-operator/values.yaml"
 METRICS_SERVER_VALUES = "metrics-server/values.yaml"
 FLANNEL_VALUES = "flannel/values.yaml"
