@@ -27,8 +27,7 @@ from typing import Any, Optional
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-EXIT_INVALID_SETTINGS = 2
+from raykube.stack_file import EXIT_INVALID_SETTINGS, StackFile, StackFileError, add_stack_arguments, read_stack_file
 
 
 def _dump(data: Any) -> str:
@@ -37,20 +36,6 @@ def _dump(data: Any) -> str:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "unnamed"
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
-
-
-def flat_config(config_file: Optional[Path]) -> dict[str, str]:
-    """The config map `pulumi up` would give the program for this stack file."""
-    from raykube.offline import stack_config_values
-
-    project = load_yaml(ROOT / "Pulumi.yaml")
-    stack_config = load_yaml(config_file).get("config", {}) if config_file else {}
-    return stack_config_values(stack_config, project.get("config", {}), project["name"])
 
 
 def _relative_path(resource) -> Optional[str]:
@@ -90,27 +75,25 @@ def _content(resource) -> dict[str, Any]:
     if resource.type.startswith("pulumi-python:dynamic"):
         inputs.pop("__provider", None)  # the pickled provider code, not a setting
     if inputs.get("kind") == "Secret":
+        # pulumi-kubernetes makes the whole map secret; keep its keys, so the
+        # render is a valid Secret and reviewers see what it holds.
         for field in ("data", "stringData"):
-            if isinstance(inputs.get(field), dict):
-                inputs[field] = {key: SECRET for key in inputs[field]}
-            elif field in inputs:
-                inputs[field] = SECRET
+            if field in inputs:
+                inputs[field] = {key: SECRET for key in resource.revealed_inputs.get(field) or {}}
     return inputs
 
 
-def render(config_file: Optional[Path], stack: str, out: Path) -> int:
+def render(stack_file: StackFile, out: Path) -> int:
     from raykube.composition import build
     from raykube.offline import run_offline
-    from raykube.settings import SettingsError, config_values, parse_settings
+    from raykube.settings import SettingsError
 
-    source = str(config_file.relative_to(ROOT) if config_file and config_file.is_relative_to(ROOT) else config_file or "(defaults)")
-    config = flat_config(config_file)
     try:
-        settings = parse_settings(config_values(config), source)
+        settings = stack_file.settings()
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_SETTINGS
-
+    config, stack, source = stack_file.config, stack_file.stack, stack_file.source
     run = run_offline(lambda: build(settings).as_tuple(), config, stack)
     if out.exists():
         shutil.rmtree(out)
@@ -143,24 +126,15 @@ def render(config_file: Optional[Path], stack: str, out: Path) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m raykube.render", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", default="local", help="stack name: reads stacks/Pulumi.<stack>.yaml (default local)")
-    parser.add_argument("--config", type=Path, help="any stack file to render instead of stacks/Pulumi.<stack>.yaml")
+    add_stack_arguments(parser, default="local")
     parser.add_argument("--out", type=Path, default=Path("render"), help="output folder, replaced (default ./render)")
     args = parser.parse_args(argv)
-    config_file = args.config.resolve() if args.config else ROOT / "stacks" / f"Pulumi.{args.stack}.yaml"
-    if not config_file.exists():
-        print(f"error: no stack file {config_file}", file=sys.stderr)
-        return EXIT_INVALID_SETTINGS
     try:
-        config_text = load_yaml(config_file)
-    except yaml.YAMLError as error:
-        print(f"error: {config_file} is not valid YAML: {error}", file=sys.stderr)
+        stack_file = read_stack_file(args.stack, args.config)
+    except StackFileError as error:
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_SETTINGS
-    if not isinstance(config_text, dict):
-        print(f"error: {config_file} must be a mapping with a `config:` section", file=sys.stderr)
-        return EXIT_INVALID_SETTINGS
-    stack = args.stack if not args.config else config_file.stem.removeprefix("Pulumi.")
-    return render(config_file, stack, args.out.resolve())
+    return render(stack_file, args.out.resolve())
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def assert_kubeadm_reads(text: str, version: str) -> None:
 def written_files(version: str, tmp_path: Path) -> dict[str, str]:
     """The file `pulumi up` writes (the LocalFile's content) and the render's copy."""
     from raykube.render import render
+    from raykube.stack_file import read_stack_file
 
     config = {**stack_file_config("local"), "raykube:kubernetesVersion": version}
     result = run_program(config, "local")
@@ -66,7 +67,7 @@ def written_files(version: str, tmp_path: Path) -> dict[str, str]:
     stack_file = tmp_path / "Pulumi.local.yaml"
     stack_file.write_text(yaml.safe_dump({"config": config}))
     out = tmp_path / "render"
-    assert render(stack_file, "local", out) == 0
+    assert render(read_stack_file(None, stack_file), out) == 0
     return {"pulumi up": local_file.inputs["content"], "render": (out / "files" / "kubeadm-config.yaml").read_text()}
 
 
