@@ -1,14 +1,27 @@
 """AwsRoleBridge: an IAM role's temporary credentials as a Secret in each Ray namespace.
 
 What seed 000 does by hand (`aws sts assume-role`, `kubectl create secret
-generic`), declaratively: the Secret carries the standard variable names,
-so boto3 in Ray jobs needs no code, plus an AWS shared-credentials file for
-the head's read-only volume. The credentials stay Pulumi secrets end to
+generic`), declaratively, and in a form that survives renewal: Kubernetes
+sets environment variables once, at container start, so credentials there
+go stale in every running Ray process. The Secret instead holds
+
+  credential-process.json  the credentials with their Expiration, in the
+                           format of the AWS SDKs' `credential_process`
+  config                   an AWS config file whose `credential_process`
+                           prints that file
+
+mounted as a directory (the kubelet rewrites it when the Secret changes) and
+pointed to by AWS_CONFIG_FILE. The SDKs treat such credentials as
+refreshable: botocore runs the process again when fewer than 15 minutes are
+left, so a Ray actor started before a renewal picks up the renewed
+credentials without a restart. The credentials stay Pulumi secrets end to
 end; only the role and the expiry are plain.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, TypedDict
+import json
+from datetime import datetime, timezone
+from typing import Any, Optional, Sequence, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -16,7 +29,11 @@ import pulumi_kubernetes as k8s
 from components.assumed_role_credentials import AssumedRoleCredentials
 
 EXPIRES_ANNOTATION = "raykube.io/credentials-expire-at"
-CREDENTIALS_FILE_KEY = "credentials"
+CREDENTIALS_KEY = "credential-process.json"
+CONFIG_KEY = "config"
+SECRET_KEYS = (CONFIG_KEY, CREDENTIALS_KEY)
+DEFAULT_MOUNT_PATH = "/etc/aws"
+SECRET_LABELS = {"app.kubernetes.io/managed-by": "raykube", "app.kubernetes.io/component": "aws-credentials"}
 
 
 class AwsRoleBridgeArgs(TypedDict, total=False):
@@ -26,6 +43,7 @@ class AwsRoleBridgeArgs(TypedDict, total=False):
     region: AWS region, also given to Ray jobs (required).
     namespaces: namespaces that get the Secret (required, plain list).
     secret_name: name of each Secret (default aws-credentials).
+    mount_path: where Ray containers mount the Secret; the config file names it (default /etc/aws).
     session_name: STS session name (default raykube).
     duration_seconds: credential lifetime, at most the role's max session (default 3600).
     renew_before_seconds: re-assume on `pulumi up` when expiry is this close (default 1800).
@@ -38,6 +56,7 @@ class AwsRoleBridgeArgs(TypedDict, total=False):
     region: pulumi.Input[str]
     namespaces: Sequence[str]
     secret_name: str
+    mount_path: str
     session_name: pulumi.Input[str]
     duration_seconds: pulumi.Input[int]
     renew_before_seconds: pulumi.Input[int]
@@ -46,25 +65,56 @@ class AwsRoleBridgeArgs(TypedDict, total=False):
     bucket: Optional[pulumi.Input[str]]
 
 
-def shared_credentials_file(access_key_id: str, secret_access_key: str, session_token: str, region: str) -> str:
+def aws_config_file(mount_path: str, region: str) -> str:
+    """The AWS config file Ray containers read (AWS_CONFIG_FILE)."""
     return (
         "[default]\n"
-        f"aws_access_key_id = {access_key_id}\n"
-        f"aws_secret_access_key = {secret_access_key}\n"
-        f"aws_session_token = {session_token}\n"
         f"region = {region}\n"
+        # `cat` of the mounted file: no script, no interpreter, in every Ray image.
+        f"credential_process = cat {mount_path.rstrip('/')}/{CREDENTIALS_KEY}\n"
     )
 
 
-def secret_data(access_key_id: str, secret_access_key: str, session_token: str, region: str) -> dict[str, str]:
-    """The Secret's keys: standard AWS variables (envFrom) plus a credentials file (volume)."""
+def credential_process_json(access_key_id: str, secret_access_key: str, session_token: str, expiration: str) -> str:
+    """What a `credential_process` prints (Version 1, with Expiration: refreshable)."""
+    expires = datetime.fromisoformat(expiration.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return json.dumps(
+        {
+            "Version": 1,
+            "AccessKeyId": access_key_id,
+            "SecretAccessKey": secret_access_key,
+            "SessionToken": session_token,
+            "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        indent=2,
+    )
+
+
+def secret_data(credentials: dict[str, Any], region: str, mount_path: str = DEFAULT_MOUNT_PATH) -> dict[str, str]:
+    """The Secret's keys, from assume_role's outputs (access_key_id, ..., expiration)."""
     return {
-        "AWS_ACCESS_KEY_ID": access_key_id,
-        "AWS_SECRET_ACCESS_KEY": secret_access_key,
-        "AWS_SESSION_TOKEN": session_token,
+        CONFIG_KEY: aws_config_file(mount_path, region),
+        CREDENTIALS_KEY: credential_process_json(
+            credentials["access_key_id"], credentials["secret_access_key"], credentials["session_token"], credentials["expiration"]
+        ),
+    }
+
+
+def ray_container_env(region: str, mount_path: str = DEFAULT_MOUNT_PATH) -> dict[str, str]:
+    """Plain variables for every Ray container: where the config is; no credential values."""
+    return {
+        "AWS_CONFIG_FILE": f"{mount_path.rstrip('/')}/{CONFIG_KEY}",
+        "AWS_SDK_LOAD_CONFIG": "1",  # the Go SDK v1 reads the config file only with this
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
-        CREDENTIALS_FILE_KEY: shared_credentials_file(access_key_id, secret_access_key, session_token, region),
+    }
+
+
+def ray_injection(secret_name: str, region: str, mount_path: str = DEFAULT_MOUNT_PATH) -> dict[str, Any]:
+    """The SecretInjection (components.ray_pod) that gives Ray containers the bridge's credentials."""
+    return {
+        "secret_volumes": [{"secret_name": secret_name, "mount_path": mount_path}],
+        "env": ray_container_env(region, mount_path),
     }
 
 
@@ -89,20 +139,30 @@ class AwsRoleBridge(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         creds = self.credentials
-        region = pulumi.Output.from_input(args["region"])
-        data = pulumi.Output.secret(
-            pulumi.Output.all(creds.access_key_id, creds.secret_access_key, creds.session_token, region).apply(
-                lambda values: secret_data(*values)
-            )
+        mount_path = args.get("mount_path") or DEFAULT_MOUNT_PATH
+        values = pulumi.Output.all(
+            access_key_id=creds.access_key_id, secret_access_key=creds.secret_access_key,
+            session_token=creds.session_token, expiration=creds.expiration, region=args["region"],
         )
+        # One secret output per key: the keys stay visible in previews and the
+        # render, every value stays encrypted.
+        data = {
+            key: pulumi.Output.secret(values.apply(lambda v, key=key: secret_data(v, v["region"], mount_path)[key]))
+            for key in SECRET_KEYS
+        }
         self.secrets = [
             k8s.core.v1.Secret(
                 f"{name}-secret-{namespace}",
                 metadata={
                     "name": secret_name,
                     "namespace": namespace,
-                    "annotations": {EXPIRES_ANNOTATION: creds.expiration},
-                    "labels": {"app.kubernetes.io/managed-by": "raykube"},
+                    "annotations": {
+                        EXPIRES_ANNOTATION: creds.expiration,
+                        # `raykube credentials renew` updates this Secret between
+                        # `pulumi up`s; Pulumi's next apply then takes it back.
+                        "pulumi.com/patchForce": "true",
+                    },
+                    "labels": dict(SECRET_LABELS),
                 },
                 type="Opaque",
                 string_data=data,

@@ -27,24 +27,36 @@ CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
 }
 
 
+# Secret files: owner and group (the pod's fsGroup, the ray user's group) may
+# read them, nobody else, nobody may write.
+SECRET_FILE_MODE = 0o440
+
+
 class SecretVolume(TypedDict):
-    """A Secret mounted read-only into the head."""
+    """A Secret mounted read-only, as a whole directory: the kubelet then
+    replaces its files in place when the Secret changes (a `subPath` mount
+    would keep the first version forever)."""
 
     secret_name: str
     mount_path: str
 
 
 class SecretInjection(TypedDict, total=False):
-    """How Secrets reach Ray containers.
+    """How Secrets reach Ray containers: every one of them, head, KubeRay workers and pool workers.
 
-    env_from_secrets: Secrets whose keys become env vars in every Ray container (default none).
-    head_secret_volumes: Secrets mounted read-only on the head only (default none).
-    head_env: extra env vars for the head only, e.g. AWS_SHARED_CREDENTIALS_FILE (default none).
+    secret_volumes: Secrets mounted read-only, mode 0440 with the pod's fsGroup (default none).
+    env: plain environment variables, e.g. AWS_CONFIG_FILE pointing into a volume (default none).
+    env_from_secrets: Secrets whose keys become environment variables (default none). Kubernetes
+        sets them once, at container start: never use it for credentials that rotate.
     """
 
+    secret_volumes: Sequence[SecretVolume]
+    env: Mapping[str, str]
     env_from_secrets: Sequence[str]
-    head_secret_volumes: Sequence[SecretVolume]
-    head_env: Mapping[str, str]
+
+
+def secret_volume_name(secret_name: str) -> str:
+    return f"secret-{secret_name}"[:63].rstrip("-")
 
 
 def ray_pod_template(
@@ -52,7 +64,6 @@ def ray_pod_template(
     group: Mapping[str, Any],
     container_name: str,
     image: str,
-    is_head: bool,
     injection: Optional[Mapping[str, Any]] = None,
     service_account_name: Optional[str] = None,
     extra_labels: Optional[Mapping[str, str]] = None,
@@ -70,8 +81,7 @@ def ray_pod_template(
     """
     injection = injection or {}
     env = [{"name": key, "value": value} for key, value in sorted((group.get("env") or {}).items())]
-    if is_head:
-        env += [{"name": key, "value": value} for key, value in sorted((injection.get("head_env") or {}).items())]
+    env += [{"name": key, "value": value} for key, value in sorted((injection.get("env") or {}).items())]
     env += [dict(item) for item in extra_env]
     container: dict[str, Any] = {
         "name": container_name,
@@ -94,12 +104,10 @@ def ray_pod_template(
         container["lifecycle"] = dict(lifecycle)
     volumes = []
     mounts = []
-    if is_head:
-        for volume in injection.get("head_secret_volumes") or ():
-            volume_name = f"secret-{volume['secret_name']}"[:63]
-            # 0440 with fsGroup: readable by the ray user, by no one else.
-            volumes.append({"name": volume_name, "secret": {"secretName": volume["secret_name"], "defaultMode": 0o440}})
-            mounts.append({"name": volume_name, "mountPath": volume["mount_path"], "readOnly": True})
+    for volume in injection.get("secret_volumes") or ():
+        volume_name = secret_volume_name(volume["secret_name"])
+        volumes.append({"name": volume_name, "secret": {"secretName": volume["secret_name"], "defaultMode": SECRET_FILE_MODE}})
+        mounts.append({"name": volume_name, "mountPath": volume["mount_path"], "readOnly": True})
     if mounts:
         container["volumeMounts"] = mounts
     spec: dict[str, Any] = {"containers": [container], "securityContext": dict(POD_SECURITY_CONTEXT)}

@@ -88,7 +88,6 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
         group=group,
         container_name="ray-worker",
         image=args["image"],
-        is_head=False,
         injection=args.get("injection"),
         service_account_name=args.get("service_account_name"),
         extra_labels={**selector, "app.kubernetes.io/name": "ray-worker", "app.kubernetes.io/managed-by": "raykube"},

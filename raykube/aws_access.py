@@ -1,7 +1,8 @@
 """AWS access for Ray pods: the IAM role (created or given) and how pods get it.
 
 secret mode: the role's STS credentials in a Secret per Ray namespace
-(AwsRoleBridge); irsa mode (EKS): a service account per namespace annotated
+(AwsRoleBridge), mounted into every Ray container and read through the AWS
+config file's credential_process, so renewals reach running processes; irsa mode (EKS): a service account per namespace annotated
 with the role, trusted through the cluster's OIDC provider; no Secret.
 """
 from __future__ import annotations
@@ -13,9 +14,19 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws_role_bridge import CREDENTIALS_FILE_KEY, AwsRoleBridge
+from components.aws_role_bridge import AwsRoleBridge, ray_injection
 from components.s3_access_role import S3AccessRole, assume_role_trust_policy, irsa_trust_policy
 from raykube.settings import Settings
+
+
+def created_role_name(stack: str) -> str:
+    """The role raykube creates when awsAccess.roleArn is not given."""
+    return f"raykube-{stack}-ray-s3"
+
+
+def session_name(stack: str) -> str:
+    """STS session name: CloudTrail shows which stack assumed the role."""
+    return f"raykube-{stack}"
 
 
 @dataclass
@@ -50,7 +61,7 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
             {
                 "bucket": access.bucket,
                 "create_bucket": access.create_bucket,
-                "role_name": f"raykube-{pulumi.get_stack()}-ray-s3",
+                "role_name": created_role_name(pulumi.get_stack()),
                 "trust_policy": trust,
                 "max_session_duration_seconds": max(access.session_duration_seconds, 3600),
             },
@@ -79,7 +90,8 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
             "region": region,
             "namespaces": settings.namespaces,
             "secret_name": access.secret_name,
-            "session_name": f"raykube-{pulumi.get_stack()}",
+            "mount_path": access.mount_path,
+            "session_name": session_name(pulumi.get_stack()),
             "duration_seconds": access.session_duration_seconds,
             "renew_before_seconds": access.renew_before_seconds,
             "external_id": access.external_id,
@@ -91,9 +103,5 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
         ),
     )
     outputs["awsCredentialsExpiration"] = bridge.expiration
-    injection = {
-        "env_from_secrets": [access.secret_name],
-        "head_secret_volumes": [{"secret_name": access.secret_name, "mount_path": access.mount_path}],
-        "head_env": {"AWS_SHARED_CREDENTIALS_FILE": f"{access.mount_path.rstrip('/')}/{CREDENTIALS_FILE_KEY}"},
-    }
+    injection = ray_injection(access.secret_name, region, access.mount_path)
     return RayAwsAccess(injection=injection, depends_on=[bridge])

@@ -452,7 +452,9 @@ class AwsAccessSettings(_Model):
     external_id: Optional[str] = Field(default=None, description="sts:ExternalId, if the role's trust requires one")
     endpoint_url: Optional[str] = Field(default=None, description="AWS endpoint override (tests, private endpoints)")
     secret_name: str = Field(default="aws-credentials", description="Secret name in each Ray namespace")
-    mount_path: str = Field(default="/etc/aws", description="where the head mounts the shared-credentials file")
+    mount_path: str = Field(
+        default="/etc/aws", description="where every Ray container mounts the credentials Secret (AWS_CONFIG_FILE points into it)"
+    )
     service_account_name: str = Field(default="ray-s3", description="service account for irsa mode")
     oidc_provider_arn: Optional[str] = Field(default=None, description="EKS cluster OIDC provider ARN (irsa)")
     oidc_issuer: Optional[str] = Field(default=None, description="EKS OIDC issuer host/path without https:// (irsa)")
@@ -478,6 +480,14 @@ class AwsAccessSettings(_Model):
             if not re.match(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$", principal):
                 raise ValueError(f"{principal!r} is not an IAM principal ARN (arn:aws:iam::<account>:user/<name>, role/..., root)")
         return principals
+
+    @field_validator("mount_path")
+    @classmethod
+    def _mount_path(cls, path: str) -> str:
+        # An absolute directory of its own: the Secret volume hides whatever the image has there.
+        if not re.match(r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$", path) or path.rstrip("/") in ("/etc", "/home", "/usr", "/tmp") or ".." in path:
+            raise ValueError(f"{path!r} must be an absolute directory of its own, such as /etc/aws (the volume hides what is there)")
+        return path
 
     @field_validator("renew_before_seconds")
     @classmethod

@@ -88,8 +88,11 @@ class ApplyError(AssertionError):
         super().__init__(f"{obj.get('kind')} {metadata.get('namespace', '')}/{metadata.get('name')}: HTTP {status}: {message}")
 
 
-def server_side_apply(client, obj: dict[str, Any], manager: str = FIELD_MANAGER, dry_run: bool = False) -> tuple[dict[str, Any], list[str]]:
-    """Apply one object as `pulumi up` with server-side apply does (no force).
+def server_side_apply(
+    client, obj: dict[str, Any], manager: str = FIELD_MANAGER, dry_run: bool = False, force: Optional[bool] = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Apply one object as `pulumi up` with server-side apply does: forced only
+    where the object carries `pulumi.com/patchForce: "true"`, as Pulumi does.
 
     Returns the object as stored (or as it would be, with dry_run) and the
     warnings the server sent (Pod Security `warn`, deprecations).
@@ -101,7 +104,9 @@ def server_side_apply(client, obj: dict[str, Any], manager: str = FIELD_MANAGER,
     resource = client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
     metadata = obj.get("metadata") or {}
     path = resource.path(name=metadata["name"], namespace=metadata.get("namespace") if resource.namespaced else None)
-    query = [("fieldManager", manager)] + ([("dryRun", "All")] if dry_run else [])
+    if force is None:
+        force = (metadata.get("annotations") or {}).get("pulumi.com/patchForce") == "true"
+    query = [("fieldManager", manager)] + ([("dryRun", "All")] if dry_run else []) + ([("force", "true")] if force else [])
     try:
         response = client.client.call_api(
             path, "PATCH", {}, query,

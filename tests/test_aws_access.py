@@ -9,21 +9,40 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 
 from components.assumed_role_credentials import AssumedRoleCredentialsProvider, AssumeRoleError, needs_renewal
 from components.aws_role_bridge import AwsRoleBridge, secret_data
-from components.s3_access_role import assume_role_trust_policy, bucket_policy
 from raykube.offline import SECRET, run_offline
-from tests.conftest import ROOT, run_program, stack_file_config
+from tests.conftest import ROOT, STACKS, run_program, stack_file_config
+from tests.upstream import validate_kubernetes
 
 BUCKET, OTHER = "ray-input", "not-ours"
 
 
+def program_role_documents(bucket: str, principals: list[str]) -> tuple[str, str]:
+    """The trust and permission policies the program itself creates for a secret-mode stack."""
+    config = {**stack_file_config("local"), "raykube:awsAccess": {
+        "mode": "secret", "region": "us-east-1", "bucket": bucket, "trustedPrincipals": principals}}
+    result = run_program(config, "local")
+    (role,) = result.of_type("aws:iam/role:Role")
+    (policy,) = result.of_type("aws:iam/rolePolicy:RolePolicy")
+    return role.inputs["assumeRolePolicy"], policy.inputs["policy"]
+
+
+def create_program_role(iam, name: str, bucket: str, principals: list[str]) -> str:
+    trust, policy = program_role_documents(bucket, principals)
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]
+    iam.put_role_policy(RoleName=name, PolicyName="bucket", PolicyDocument=policy)
+    return role["Arn"]
+
+
 @pytest.fixture(scope="module")
 def aws(moto_server):
-    """A deployer who may call sts:AssumeRole, the raykube role (made from the component's
-    own policy documents), a role whose trust excludes the deployer, two buckets."""
+    """A deployer who may call sts:AssumeRole; roles made from the program's own
+    policy documents (one trusting the deployer, one for a missing bucket, one
+    trusting someone else); two buckets."""
     iam, s3 = moto_server.admin_client("iam"), moto_server.admin_client("s3")
     for bucket in (BUCKET, OTHER):
         s3.create_bucket(Bucket=bucket)
@@ -35,14 +54,13 @@ def aws(moto_server):
     )
     key = iam.create_access_key(UserName="deployer")["AccessKey"]
     deployer = moto_server.client("sts", key["AccessKeyId"], key["SecretAccessKey"]).get_caller_identity()["Arn"]
-    role = iam.create_role(RoleName="raykube-test-ray-s3", AssumeRolePolicyDocument=json.dumps(assume_role_trust_policy([deployer])))["Role"]
-    iam.put_role_policy(RoleName=role["RoleName"], PolicyName="bucket", PolicyDocument=json.dumps(bucket_policy(BUCKET)))
-    missing = iam.create_role(RoleName="raykube-missing-bucket", AssumeRolePolicyDocument=json.dumps(assume_role_trust_policy([deployer])))["Role"]
-    iam.put_role_policy(RoleName=missing["RoleName"], PolicyName="bucket", PolicyDocument=json.dumps(bucket_policy("no-such-bucket")))
-    locked = iam.create_role(
-        RoleName="locked", AssumeRolePolicyDocument=json.dumps(assume_role_trust_policy(["arn:aws:iam::123456789012:user/someone-else"]))
-    )["Role"]
-    return {"keys": (key["AccessKeyId"], key["SecretAccessKey"]), "deployer": deployer, "role": role["Arn"], "locked": locked["Arn"], "missing": missing["Arn"]}
+    return {
+        "keys": (key["AccessKeyId"], key["SecretAccessKey"]),
+        "deployer": deployer,
+        "role": create_program_role(iam, "raykube-test-ray-s3", BUCKET, [deployer]),
+        "missing": create_program_role(iam, "raykube-missing-bucket", "no-such-bucket", [deployer]),
+        "locked": create_program_role(iam, "locked", BUCKET, ["arn:aws:iam::123456789012:user/someone-else"]),
+    }
 
 
 @pytest.fixture
@@ -65,10 +83,28 @@ def test_bridge_credentials_use_the_bucket_and_nothing_else(moto_server, aws, as
     assert s3.get_object(Bucket=BUCKET, Key="wine.csv")["Body"].read().startswith(b"quality")
     s3.put_object(Bucket=BUCKET, Key="out/model.txt", Body=b"ok")
     s3.delete_object(Bucket=BUCKET, Key="out/model.txt")
-    with pytest.raises(ClientError) as denied:
-        s3.get_object(Bucket=OTHER, Key="wine.csv")
-    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["wine.csv"]
     assert datetime.fromisoformat(outs["expiration"]) > datetime.now(timezone.utc) + timedelta(minutes=50)
+    denied_probes = {
+        "GetObject on another bucket": lambda: s3.get_object(Bucket=OTHER, Key="wine.csv"),
+        "PutObject on another bucket": lambda: s3.put_object(Bucket=OTHER, Key="x", Body=b"x"),
+        "ListBucket on another bucket": lambda: s3.list_objects_v2(Bucket=OTHER),
+        "DeleteBucket on its own bucket": lambda: s3.delete_bucket(Bucket=BUCKET),
+        "PutBucketPolicy on its own bucket": lambda: s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}]})),
+        "PutBucketAcl on its own bucket": lambda: s3.put_bucket_acl(Bucket=BUCKET, ACL="public-read"),
+        "CreateBucket": lambda: s3.create_bucket(Bucket="ray-new-bucket"),
+        "ListAllMyBuckets": lambda: s3.list_buckets(),
+    }
+    allowed = []
+    for probe, call in denied_probes.items():
+        try:
+            call()
+            allowed.append(probe)
+        except ClientError as denied:
+            assert denied.response["Error"]["Code"] == "AccessDenied", (probe, denied.response["Error"])
+    assert allowed == [], f"the Ray role may do more than its jobs need: {allowed}"
+    assert moto_server.admin_client("s3").head_bucket(Bucket=BUCKET)
 
 
 def test_trust_policy_excluding_the_caller_names_role_and_caller(moto_server, aws, as_deployer):
@@ -82,14 +118,13 @@ def test_bridge_waits_for_a_new_roles_trust_to_propagate(moto_server, aws, as_de
     import threading
 
     iam = moto_server.admin_client("iam")
-    role = iam.create_role(RoleName="late-trust", AssumeRolePolicyDocument=json.dumps(assume_role_trust_policy(["arn:aws:iam::123456789012:user/nobody"])))["Role"]
-    iam.put_role_policy(RoleName="late-trust", PolicyName="bucket", PolicyDocument=json.dumps(bucket_policy(BUCKET)))
-    grant = threading.Timer(3, lambda: iam.update_assume_role_policy(
-        RoleName="late-trust", PolicyDocument=json.dumps(assume_role_trust_policy([aws["deployer"]]))))
+    role_arn = create_program_role(iam, "late-trust", BUCKET, ["arn:aws:iam::123456789012:user/nobody"])
+    trusting_deployer, _ = program_role_documents(BUCKET, [aws["deployer"]])
+    grant = threading.Timer(3, lambda: iam.update_assume_role_policy(RoleName="late-trust", PolicyDocument=trusting_deployer))
     grant.start()
     try:
         started = time.monotonic()
-        outs = AssumedRoleCredentialsProvider().create(props(moto_server, role["Arn"], propagation_wait_seconds=30)).outs
+        outs = AssumedRoleCredentialsProvider().create(props(moto_server, role_arn, propagation_wait_seconds=30)).outs
         assert time.monotonic() - started >= 3
         assert outs["access_key_id"]
     finally:
@@ -132,32 +167,67 @@ def test_delete_leaves_nothing_behind(moto_server, aws, as_deployer):
 
 # --- under Pulumi's mocks -----------------------------------------------------
 
+AWS_CREDENTIAL_VARIABLES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
+
+
+def ray_pod_templates(result) -> list[tuple[str, dict]]:
+    """Every Ray pod template of a run: RayCluster heads and worker groups, HPA-pool Deployments."""
+    templates = []
+    for cluster in result.of_type("kubernetes:ray.io/v1:RayCluster"):
+        spec = cluster.inputs["spec"]
+        name = cluster.inputs["metadata"]["name"]
+        templates.append((f"{name} head", spec["headGroupSpec"]["template"]))
+        templates += [(f"{name} {group['groupName']}", group["template"]) for group in spec["workerGroupSpecs"]]
+    for deployment in result.of_type("kubernetes:apps/v1:Deployment"):
+        templates.append((deployment.inputs["metadata"]["name"], deployment.inputs["spec"]["template"]))
+    return templates
+
+
 def test_local_stack_creates_role_policy_bridge_and_a_secret_per_namespace():
     config = {**stack_file_config("local"), "raykube:rayClusters": [
         {**stack_file_config("local")["raykube:rayClusters"][0]}, {"name": "second", "namespace": "ray-b"}]}
     result = run_program(config, "local")
     assert len(result.of_type("aws:iam/role:Role")) == 1
-    policy = json.loads(result.of_type("aws:iam/rolePolicy:RolePolicy")[0].inputs["policy"])
-    assert policy == bucket_policy("my-ray-input-data")
+    statements = json.loads(result.of_type("aws:iam/rolePolicy:RolePolicy")[0].inputs["policy"])["Statement"]
+    assert all(statement["Effect"] == "Allow" for statement in statements)
+    resources = {resource for statement in statements for resource in ([statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"])}
+    assert resources == {"arn:aws:s3:::my-ray-input-data", "arn:aws:s3:::my-ray-input-data/*"}
+    actions = {action for statement in statements for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
+    assert not any("*" in action for action in actions)
     trust = json.loads(result.of_type("aws:iam/role:Role")[0].inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"AWS": ["arn:aws:iam::123456789012:user/ray-deployer"]}
     secrets = {r.inputs["metadata"]["namespace"]: r for r in result.of_type("kubernetes:core/v1:Secret")}
     assert set(secrets) == {"ray", "ray-b"}
     for secret in secrets.values():
-        assert secret.inputs["stringData"] == SECRET and "stringData" in secret.secret_paths
+        assert "stringData" in secret.secret_paths
+        assert set(secret.revealed_inputs["stringData"]) == {"config", "credential-process.json"}
         assert secret.inputs["metadata"]["annotations"]["raykube.io/credentials-expire-at"]
     assert result.outputs["awsRoleArn"].endswith(":role/raykube-local-ray-s3")
-    clusters = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in result.of_type("kubernetes:ray.io/v1:RayCluster")}
-    head = clusters["raycluster"]["headGroupSpec"]["template"]["spec"]
-    assert head["containers"][0]["envFrom"] == [{"secretRef": {"name": "aws-credentials"}}]
-    assert head["volumes"][0]["secret"]["secretName"] == "aws-credentials"
-    assert head["containers"][0]["volumeMounts"][0] == {"name": "secret-aws-credentials", "mountPath": "/etc/aws", "readOnly": True}
-    assert {"name": "AWS_SHARED_CREDENTIALS_FILE", "value": "/etc/aws/credentials"} in head["containers"][0]["env"]
-    for group in clusters["second"]["workerGroupSpecs"]:
-        assert group["template"]["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": "aws-credentials"}}]
-        assert "volumes" not in group["template"]["spec"]
-    pool = result.of_type("kubernetes:apps/v1:Deployment")[0].inputs["spec"]["template"]["spec"]
-    assert pool["containers"][0]["envFrom"] == [{"secretRef": {"name": "aws-credentials"}}]
+    templates = ray_pod_templates(result)
+    assert {name for name, _ in templates} >= {"raycluster head", "second head", "second cpu", "raycluster-cpu-workers"}
+    for name, template in templates:
+        pod = template["spec"]
+        (volume,) = [v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "aws-credentials"]
+        mode = volume["secret"]["defaultMode"]
+        assert mode & ~0o440 == 0, f"{name}: credentials readable beyond the Ray user and group ({oct(mode)})"
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+        container = pod["containers"][0]
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+        assert mount == {"name": volume["name"], "mountPath": "/etc/aws", "readOnly": True}  # the directory: no subPath
+        env = {item["name"]: item for item in container.get("env", [])}
+        assert env["AWS_CONFIG_FILE"]["value"] == "/etc/aws/config"
+        assert not AWS_CREDENTIAL_VARIABLES & set(env), name
+        assert "envFrom" not in container, name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_ray_container_takes_aws_credentials_from_its_environment(stack_runs, stack):
+    for name, template in ray_pod_templates(stack_runs[stack]):
+        for container in template["spec"]["containers"]:
+            env = {item["name"] for item in container.get("env", [])}
+            assert not AWS_CREDENTIAL_VARIABLES & env, f"{stack} {name}"
+            for source in container.get("envFrom", []):
+                assert "secretRef" not in source, f"{stack} {name}: Secret values as environment variables go stale"
 
 
 def test_every_credential_output_is_secret():
@@ -173,14 +243,24 @@ def test_every_credential_output_is_secret():
     assert result.outputs["role_arn"] == "arn:aws:iam::000000000000:role/r"
 
 
-def test_offline_render_contains_no_credential_value(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "raykube.render", "--stack", "local", "--out", str(tmp_path)],
+@pytest.mark.parametrize("stack", STACKS)
+def test_offline_render_is_valid_and_contains_no_credential_value(tmp_path, stack):
+    done = subprocess.run([sys.executable, "-m", "raykube.render", "--stack", stack, "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     rendered = "\n".join(path.read_text() for path in tmp_path.rglob("*") if path.is_file())
-    assert "aws-bridge-credentials" in {path.stem for path in tmp_path.rglob("*.yaml")}
     for value in ("MOCKACCESSKEYID", "mock-secret-access-key", "mock-session-token"):
         assert value not in rendered and value not in done.stdout
+    for path in (tmp_path / "kubernetes").rglob("*.yaml"):
+        obj = yaml.safe_load(path.read_text())
+        if obj["apiVersion"] != "ray.io/v1":
+            validate_kubernetes(obj, "1.33")  # as written, secrets redacted
+        if obj["kind"] == "Secret":
+            assert obj["stringData"] and set(obj["stringData"].values()) == {SECRET}, "keys visible, values redacted"
+    if stack == "local":
+        assert "aws-bridge-credentials" in {path.stem for path in tmp_path.rglob("*.yaml")}
+        secret = yaml.safe_load((tmp_path / "kubernetes/ray/secret-aws-credentials.yaml").read_text())
+        assert set(secret["stringData"]) == {"config", "credential-process.json"}
 
 
 def test_eks_irsa_creates_service_account_and_scoped_trust_and_no_secret(stack_runs):
@@ -195,19 +275,36 @@ def test_eks_irsa_creates_service_account_and_scoped_trust_and_no_secret(stack_r
     statement = trust["Statement"][0]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
     issuer = "oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
-    assert statement["Condition"]["StringEquals"][f"{issuer}:sub"] == "system:serviceaccount:ray:ray-s3"
+    assert statement["Principal"] == {"Federated": "arn:aws:iam::123456789012:oidc-provider/" + issuer}
+    # Both: :sub pins the service account, :aud that the token was minted for STS.
+    assert statement["Condition"]["StringEquals"] == {
+        f"{issuer}:sub": "system:serviceaccount:ray:ray-s3", f"{issuer}:aud": "sts.amazonaws.com"}
     spec = result.of_type("kubernetes:ray.io/v1:RayCluster")[0].inputs["spec"]
     for template in [spec["headGroupSpec"]["template"]] + [group["template"] for group in spec["workerGroupSpecs"]]:
         assert template["spec"]["serviceAccountName"] == "ray-s3"
         assert "envFrom" not in template["spec"]["containers"][0]
 
 
-# --- a Ray job reads the bucket with plain boto3 ------------------------------
+# --- a running Ray actor picks up renewed credentials -------------------------
 
-def test_ray_job_reads_the_bucket_with_the_secrets_variables(moto_server, aws, as_deployer, ray_head, tmp_path):
-    outs = AssumedRoleCredentialsProvider().create(props(moto_server, aws["role"])).outs
-    env = {key: value for key, value in secret_data(outs["access_key_id"], outs["secret_access_key"], outs["session_token"], "us-east-1").items() if key.startswith("AWS_")}
-    # moto listens in the host's network; carry it into the sandbox's loopback.
+def write_like_kubelet(directory: Path, files: dict[str, str]) -> None:
+    """Update a Secret volume the way the kubelet does: a new timestamped folder,
+    then an atomic swap of the `..data` link that the visible files point through."""
+    directory.mkdir(exist_ok=True)
+    version = directory / f"..{time.time_ns()}"
+    version.mkdir()
+    for key, text in files.items():
+        (version / key).write_text(text)
+        if not (directory / key).is_symlink():
+            (directory / key).symlink_to(Path("..data") / key)
+    staging = directory / "..data_tmp"
+    staging.symlink_to(version.name)
+    staging.replace(directory / "..data")
+
+
+@pytest.fixture
+def moto_in_sandbox(moto_server, ray_head, tmp_path):
+    """moto listens in the host's network; a relay carries it into the sandbox's loopback."""
     socket_path = str(tmp_path / "moto.sock")
     bridge_script = str(Path(__file__).with_name("unix_tcp_bridge.py"))
     host_side = subprocess.Popen([sys.executable, bridge_script, "unix-to-tcp", socket_path, "127.0.0.1", str(moto_server.port)])
@@ -219,20 +316,204 @@ def test_ray_job_reads_the_bucket_with_the_secrets_variables(moto_server, aws, a
             time.sleep(0.1)
         inside = ray_head.spawn([sys.executable, bridge_script, "tcp-to-unix", "127.0.0.5", "4566", socket_path], "moto-bridge")
         time.sleep(1)
-        job = (
-            "import ray\n"
-            f"ray.init(address='{ray_head.gcs_address}', _node_ip_address='{ray_head.head_ip}', logging_level='ERROR',\n"
-            f"         runtime_env={{'env_vars': {env!r}}})\n"
-            "@ray.remote(num_cpus=0)\n"
-            "def read():\n"
-            "    import boto3\n"
-            "    s3 = boto3.client('s3', endpoint_url='http://127.0.0.5:4566')\n"
-            f"    return s3.get_object(Bucket='{BUCKET}', Key='wine.csv')['Body'].read().decode()\n"
-            "print('CONTENT', ray.get(read.remote()))\n"
-        )
-        out = ray_head.python(job, env={key: "" for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")})
-        assert "CONTENT quality,alcohol" in out
+        yield "http://127.0.0.5:4566"
     finally:
         if inside is not None:
             ray_head.signal(inside, 9)
         host_side.kill()
+
+
+ROTATING_DRIVER = """
+import json, os, sys, time, ray
+env, endpoint, bucket, rotated = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ray.init(address=os.environ["RAY_ADDRESS"], _node_ip_address=os.environ["HEAD_IP"], logging_level="ERROR",
+         runtime_env={"env_vars": env})
+
+@ray.remote(num_cpus=0)
+class Reader:
+    def __init__(self):
+        import boto3
+        self.used = []
+        self.s3 = boto3.client("s3", endpoint_url=endpoint)
+        self.s3.meta.events.register("before-send.s3", self._note_key)
+
+    def _note_key(self, request, **kwargs):
+        auth = request.headers["Authorization"]
+        auth = auth.decode() if isinstance(auth, bytes) else auth
+        self.used.append(auth.split("Credential=")[1].split("/")[0])
+
+    def read(self):
+        body = self.s3.get_object(Bucket=bucket, Key="wine.csv")["Body"].read().decode()
+        return {"body": body, "key": self.used[-1], "pid": os.getpid()}
+
+reader = Reader.remote()
+print("FIRST", json.dumps(ray.get(reader.read.remote())), flush=True)
+deadline = time.time() + 90
+while not os.path.exists(rotated) and time.time() < deadline:
+    time.sleep(0.2)
+print("SECOND", json.dumps(ray.get(reader.read.remote())), flush=True)
+"""
+
+
+def test_running_actor_uses_renewed_credentials_without_restart(moto_server, aws, as_deployer, ray_head, moto_in_sandbox, tmp_path, stack_runs):
+    from tests.ray_sandbox import RAY
+
+    provider = AssumedRoleCredentialsProvider()
+    # 15-minute credentials: botocore re-reads a refreshable source when fewer
+    # than 15 minutes are left, as it does in production before each expiry.
+    first = provider.create(props(moto_server, aws["role"], duration_seconds=900)).outs
+    mount = tmp_path / "aws"
+    write_like_kubelet(mount, secret_data(first, "us-east-1", str(mount)))
+    # The environment every Ray container of the local stack gets, with the mount path of this test.
+    (head,) = [t for name, t in ray_pod_templates(stack_runs["local"]) if name == "raycluster head"]
+    env = {item["name"]: item["value"].replace("/etc/aws", str(mount))
+           for item in head["spec"]["containers"][0]["env"] if item["name"].startswith("AWS_")}
+    assert set(env) >= {"AWS_CONFIG_FILE", "AWS_REGION"}
+    # Nothing else may supply credentials: no inherited variables, no home-directory files.
+    env.update({name: "" for name in AWS_CREDENTIAL_VARIABLES}, AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    rotated = tmp_path / "rotated"
+    driver = ray_head.spawn(
+        [RAY.replace("/ray", "/python"), "-c", ROTATING_DRIVER, json.dumps(env), moto_in_sandbox, BUCKET, str(rotated)],
+        "rotating-driver", env={"RAY_ADDRESS": ray_head.gcs_address, "HEAD_IP": ray_head.head_ip},
+    )
+
+    def reads(tag):
+        line = next((line for line in ray_head.log("rotating-driver").splitlines() if line.startswith(tag + " ")), None)
+        return json.loads(line.split(" ", 1)[1]) if line else None
+
+    deadline = time.monotonic() + 120
+    while reads("FIRST") is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    before = reads("FIRST")
+    assert before is not None, ray_head.log("rotating-driver")
+    assert before["key"] == first["access_key_id"] and before["body"].startswith("quality")
+    # `pulumi up` or `raykube credentials renew`: a new AssumeRole, the Secret updated, the kubelet swaps the files.
+    second = provider.update("id", first, props(moto_server, aws["role"], duration_seconds=900)).outs
+    assert second["access_key_id"] != first["access_key_id"]
+    write_like_kubelet(mount, secret_data(second, "us-east-1", str(mount)))
+    rotated.touch()
+    assert ray_head.wait(driver, timeout=120) == 0, ray_head.log("rotating-driver")
+    after = reads("SECOND")
+    assert after["pid"] == before["pid"], "the actor was restarted"
+    assert after["key"] == second["access_key_id"], "the running actor kept the old credentials"
+    assert after["body"].startswith("quality")
+
+
+# --- `raykube credentials renew|status` against moto and a real API server ---
+
+def _secret_config(moto_server, role_arn: str, kubeconfig: str, namespaces=("ray", "ray-b")) -> dict:
+    return {
+        "raykube:target": "local",
+        "raykube:kubeconfig": kubeconfig,
+        "raykube:rayClusters": [{"name": f"rc-{namespace}", "namespace": namespace,
+                                 "workerGroups": [{"name": "cpu", "autoscaling": "fixed", "replicas": 1}]} for namespace in namespaces],
+        "raykube:awsAccess": {"mode": "secret", "region": "us-east-1", "bucket": BUCKET, "roleArn": role_arn,
+                              "endpointUrl": moto_server.url, "sessionDurationSeconds": 900, "renewBeforeSeconds": 300},
+    }
+
+
+@pytest.fixture
+def deployed(moto_server, aws, control_plane, tmp_path):
+    """A secret-mode stack whose Namespaces and Secrets `pulumi up` has applied (mock credentials)."""
+    from tests.envtest import server_side_apply
+
+    config = _secret_config(moto_server, aws["role"], control_plane.kubeconfig)
+    client = control_plane.dynamic()
+    for resource in run_program(config, "renewtest").kubernetes_objects():
+        if resource.inputs["kind"] in ("Namespace", "Secret"):
+            server_side_apply(client, resource.revealed_inputs, "pulumi-kubernetes")
+    stack_file = tmp_path / "Pulumi.renewtest.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": config}))
+    return {"file": stack_file, "config": config}
+
+
+def _secrets(control_plane, namespaces=("ray", "ray-b")) -> dict:
+    core = control_plane.dynamic().resources.get(api_version="v1", kind="Secret")
+    return {namespace: core.get(name="aws-credentials", namespace=namespace).to_dict() for namespace in namespaces}
+
+
+def _credentials_in(secret: dict) -> dict:
+    import base64
+
+    return json.loads(base64.b64decode(secret["data"]["credential-process.json"]))
+
+
+def test_renew_updates_every_namespace_and_the_credentials_work(deployed, moto_server, control_plane, as_deployer, capsys):
+    from raykube.credentials import main
+
+    assert main(["renew", "--config", str(deployed["file"])]) == 0
+    out = capsys.readouterr()
+    secrets = _secrets(control_plane)
+    for namespace, secret in secrets.items():
+        credentials = _credentials_in(secret)
+        assert credentials["AccessKeyId"] != "MOCKACCESSKEYID", namespace
+        assert credentials["Version"] == 1
+        assert secret["metadata"]["annotations"]["raykube.io/credentials-expire-at"].startswith(credentials["Expiration"][:16])
+        s3 = moto_server.client("s3", credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"])
+        assert s3.get_object(Bucket=BUCKET, Key="wine.csv")["Body"].read().startswith(b"quality")
+        assert credentials["AccessKeyId"] not in out.out + out.err and credentials["SecretAccessKey"] not in out.out + out.err
+    assert "expire at" in out.out
+    assert main(["status", "--config", str(deployed["file"])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["ray: ok", "ray-b: ok"]  # 15 min left, 5-min renew window
+    # Later: inside the renew window a warning, past the expiry an error.
+    from raykube.credentials import status
+    from raykube.stack_file import read_stack_file
+
+    expiry = datetime.fromisoformat(_credentials_in(secrets["ray"])["Expiration"].replace("Z", "+00:00"))
+    lines, healthy = status(read_stack_file(None, deployed["file"]), now=expiry - timedelta(minutes=2))
+    assert healthy and all(": WARNING expires at" in line and "renew now" in line for line in lines)
+    lines, healthy = status(read_stack_file(None, deployed["file"]), now=expiry + timedelta(seconds=1))
+    assert not healthy and all(": EXPIRED at" in line for line in lines)
+
+
+def test_failed_assume_role_changes_nothing_and_names_the_role(deployed, moto_server, aws, control_plane, as_deployer, capsys):
+    from raykube.credentials import main
+
+    before = {ns: s["metadata"]["resourceVersion"] for ns, s in _secrets(control_plane).items()}
+    locked = {**deployed["config"], "raykube:awsAccess": {**deployed["config"]["raykube:awsAccess"], "roleArn": aws["locked"]}}
+    deployed["file"].write_text(yaml.safe_dump({"config": locked}))
+    assert main(["renew", "--config", str(deployed["file"])]) == 1
+    err = capsys.readouterr().err
+    assert aws["locked"] in err and "no Secret was changed" in err and "Traceback" not in err
+    assert {ns: s["metadata"]["resourceVersion"] for ns, s in _secrets(control_plane).items()} == before
+
+
+def test_status_reports_missing_and_expired_secrets(deployed, moto_server, aws, control_plane, capsys, tmp_path):
+    from raykube.credentials import main
+
+    config = _secret_config(moto_server, aws["role"], control_plane.kubeconfig, namespaces=("ray", "ray-missing"))
+    stack_file = tmp_path / "Pulumi.status.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": config}))
+    assert main(["status", "--config", str(stack_file)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("ray-missing: MISSING") for line in lines)
+    # `ray` still holds the mock credentials `pulumi up` applied (expiry 2099): fine.
+    assert any(line.startswith("ray: ok") for line in lines)
+
+
+def test_renew_refuses_stacks_without_a_credentials_secret(capsys):
+    from raykube.credentials import main
+
+    assert main(["renew", "--stack", "eks"]) == 1
+    err = capsys.readouterr().err
+    assert "raykube:awsAccess.mode is 'irsa'" in err and "stacks/Pulumi.eks.yaml" in err
+    assert main(["renew", "--stack", "no-such-stack"]) == 2
+
+
+def test_pulumi_takes_the_secret_back_after_a_renewal(deployed, moto_server, control_plane, as_deployer, capsys):
+    """The CLI's update makes it a field manager of the Secret's data; Pulumi's next
+    server-side apply conflicts unless forced, hence `pulumi.com/patchForce` on the Secret."""
+    from raykube.credentials import main
+    from tests.envtest import ApplyError, server_side_apply
+
+    assert main(["renew", "--config", str(deployed["file"])]) == 0
+    (secret,) = [r.revealed_inputs for r in run_program(deployed["config"], "renewtest").of_type("kubernetes:core/v1:Secret")
+                 if r.inputs["metadata"]["namespace"] == "ray"]
+    assert secret["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
+    client = control_plane.dynamic()
+    with pytest.raises(ApplyError) as conflict:
+        server_side_apply(client, secret, "pulumi-kubernetes", force=False)
+    assert conflict.value.status == 409
+    server_side_apply(client, secret, "pulumi-kubernetes")  # forced, as the annotation makes Pulumi do
+    assert _credentials_in(_secrets(control_plane)["ray"])["AccessKeyId"] == "MOCKACCESSKEYID"

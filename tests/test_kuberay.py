@@ -151,7 +151,7 @@ GPU_CLUSTER = {
          "resources": {"requests": {"cpu": "4", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "2"}},
          "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
     ],
-    "injection": {"env_from_secrets": ["aws"], "head_secret_volumes": [{"secret_name": "aws", "mount_path": "/etc/aws"}]},
+    "injection": {"secret_volumes": [{"secret_name": "aws", "mount_path": "/etc/aws"}], "env": {"AWS_CONFIG_FILE": "/etc/aws/config"}},
 }
 
 
@@ -172,13 +172,13 @@ def test_raycluster_spec_derives_ray_resources_and_passes_pod_fields():
     assert pod["metadata"]["annotations"] == {"team": "ml"}
     assert pod["spec"]["nodeSelector"] == {"pool": "cpu"}
     assert {"name": "MODE", "value": "batch"} in pod["spec"]["containers"][0]["env"]
-    # Secret injection: env vars everywhere, a read-only volume on the head only.
+    # Secret injection: the same read-only volume and plain env on every Ray container.
     for template in (head["template"], pod, gpu["template"]):
-        assert template["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": "aws"}}]
-    assert head["template"]["spec"]["containers"][0]["volumeMounts"] == [
-        {"name": "secret-aws", "mountPath": "/etc/aws", "readOnly": True}
-    ]
-    assert "volumes" not in pod["spec"]
+        container = template["spec"]["containers"][0]
+        assert "envFrom" not in container
+        assert {"name": "AWS_CONFIG_FILE", "value": "/etc/aws/config"} in container["env"]
+        assert container["volumeMounts"] == [{"name": "secret-aws", "mountPath": "/etc/aws", "readOnly": True}]
+        assert template["spec"]["volumes"] == [{"name": "secret-aws", "secret": {"secretName": "aws", "defaultMode": 0o440}}]
 
 
 def test_fixed_only_cluster_has_no_autoscaler():

@@ -71,6 +71,8 @@ INVALID = [
     ("trusted principal that is no ARN", {"awsAccess": {"trustedPrincipals": ["alice"]}}, "raykube:awsAccess.trustedPrincipals"),
     ("worker count past int32", group(maxReplicas=2**31), "raykube:rayClusters[0].workerGroups[0].maxReplicas"),
     ("HPA scale-up pods past int32", group(hpa={"scaleUp": {"pods": 2**31}}), "raykube:rayClusters[0].workerGroups[0].hpa.scaleUp.pods"),
+    ("credentials mount path that is relative", {"awsAccess": {"mountPath": "aws"}}, "raykube:awsAccess.mountPath"),
+    ("credentials mounted over /etc", {"awsAccess": {"mountPath": "/etc"}}, "raykube:awsAccess.mountPath"),
     ("renew window longer than the session", {"awsAccess": {"sessionDurationSeconds": 900, "renewBeforeSeconds": 900}}, "raykube:awsAccess.renewBeforeSeconds"),
 ]
 
