@@ -1,0 +1,37 @@
+"""Every raykube setting: pydantic models, one file per section, loaded once from the stack's config.
+
+Keys are the camelCase names users write under `config:` in
+stacks/Pulumi.<stack>.yaml, prefixed `raykube:`. Validation is strict:
+unknown keys are errors, and rules that span several settings (min <= max,
+CIDR overlap, settings that exist on one target only) are checked here, so
+a bad stack file stops with one message naming the key and the file before
+any resource is registered.
+"""
+from raykube.settings.aws import AwsAccessSettings
+from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, MetricsSettings, NetworkSettings
+from raykube.settings.loading import config_values, load_settings, parse_settings, stack_file
+from raykube.settings.model import INT32_MAX, PROJECT, SettingsError
+from raykube.settings.operator import OperatorImage, OperatorSettings
+from raykube.settings.ray_cluster import (
+    RAY_CLUSTER_NAME_MAX,
+    AutoscalerOptions,
+    ContainerResources,
+    DashboardIngress,
+    HeadGroup,
+    HpaSettings,
+    RayClusterSettings,
+    RayGroup,
+    ScaleUpPolicy,
+    WorkerGroup,
+    installed_ray_version,
+    python_tag,
+)
+from raykube.settings.stack import KUBERNETES_MINOR_RANGE, Settings
+
+__all__ = [
+    "INT32_MAX", "KUBERNETES_MINOR_RANGE", "PROJECT", "RAY_CLUSTER_NAME_MAX", "AutoscalerOptions", "AutoscalingSettings",
+    "AwsAccessSettings", "ContainerResources", "DashboardIngress", "HeadGroup", "HpaSettings", "KubeadmSettings",
+    "MetricsSettings", "NetworkSettings", "OperatorImage", "OperatorSettings", "RayClusterSettings", "RayGroup",
+    "ScaleUpPolicy", "Settings", "SettingsError", "WorkerGroup", "config_values", "installed_ray_version",
+    "load_settings", "parse_settings", "python_tag", "stack_file",
+]

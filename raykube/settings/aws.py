@@ -1,0 +1,93 @@
+"""AWS access for Ray jobs: the role, the bucket, and how pods get credentials."""
+from __future__ import annotations
+
+import os
+import re
+from typing import Literal, Optional
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from raykube.settings.model import Model
+
+
+class AwsAccessSettings(Model):
+    """AWS access for Ray jobs (S3)."""
+
+    mode: Literal["none", "secret", "irsa"] = Field(
+        default="none", description="secret: assumed-role credentials in a Secret; irsa: EKS service account, no Secret"
+    )
+    region: Optional[str] = Field(default=None, description="AWS region (or AWS_REGION in the environment)")
+    bucket: Optional[str] = Field(default=None, description="the S3 bucket Ray jobs read and write")
+    create_bucket: bool = Field(default=False, description="create the bucket")
+    role_arn: Optional[str] = Field(default=None, description="use this existing role instead of creating one")
+    trusted_principals: list[str] = Field(
+        default_factory=list, description="ARNs allowed to assume the created role (secret mode)"
+    )
+    session_duration_seconds: int = Field(default=3600, ge=900, le=43200, description="credential lifetime")
+    renew_before_seconds: int = Field(default=1800, ge=0, description="renew on `pulumi up` when expiry is this close")
+    external_id: Optional[str] = Field(default=None, description="sts:ExternalId, if the role's trust requires one")
+    endpoint_url: Optional[str] = Field(default=None, description="AWS endpoint override (tests, private endpoints)")
+    secret_name: str = Field(default="aws-credentials", description="Secret name in each Ray namespace")
+    mount_path: str = Field(
+        default="/etc/aws", description="where every Ray container mounts the credentials Secret (AWS_CONFIG_FILE points into it)"
+    )
+    service_account_name: str = Field(default="ray-s3", description="service account for irsa mode")
+    oidc_provider_arn: Optional[str] = Field(default=None, description="EKS cluster OIDC provider ARN (irsa)")
+    oidc_issuer: Optional[str] = Field(default=None, description="EKS OIDC issuer host/path without https:// (irsa)")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, bucket: Optional[str]) -> Optional[str]:
+        if bucket is not None and not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", bucket):
+            raise ValueError(f"{bucket!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
+        return bucket
+
+    @field_validator("role_arn", "oidc_provider_arn")
+    @classmethod
+    def _arn(cls, arn: Optional[str]) -> Optional[str]:
+        if arn is not None and not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:(role|oidc-provider)/.+$", arn):
+            raise ValueError(f"{arn!r} is not an IAM role or OIDC provider ARN (arn:aws:iam::<account>:role/<name>)")
+        return arn
+
+    @field_validator("trusted_principals")
+    @classmethod
+    def _principals(cls, principals: list[str]) -> list[str]:
+        for principal in principals:
+            if not re.match(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$", principal):
+                raise ValueError(f"{principal!r} is not an IAM principal ARN (arn:aws:iam::<account>:user/<name>, role/..., root)")
+        return principals
+
+    @field_validator("mount_path")
+    @classmethod
+    def _mount_path(cls, path: str) -> str:
+        # An absolute directory of its own: the Secret volume hides whatever the image has there.
+        if not re.match(r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$", path) or path.rstrip("/") in ("/etc", "/home", "/usr", "/tmp") or ".." in path:
+            raise ValueError(f"{path!r} must be an absolute directory of its own, such as /etc/aws (the volume hides what is there)")
+        return path
+
+    @field_validator("renew_before_seconds")
+    @classmethod
+    def _renew_window(cls, renew: int, info: ValidationInfo) -> int:
+        duration = info.data.get("session_duration_seconds")
+        if duration is not None and renew >= duration:
+            raise ValueError(f"must be below sessionDurationSeconds ({duration}), got {renew}")
+        return renew
+
+    @model_validator(mode="after")
+    def _mode_rules(self) -> "AwsAccessSettings":
+        if self.mode == "none":
+            return self
+        if not self.effective_region:
+            raise ValueError(f"__region__ awsAccess.mode {self.mode} needs a region (set it here, or AWS_REGION)")
+        if not self.bucket:
+            raise ValueError(f"__bucket__ awsAccess.mode {self.mode} needs the S3 bucket name")
+        if self.mode == "secret" and not self.role_arn and not self.trusted_principals:
+            raise ValueError("__trustedPrincipals__ name who may assume the created role, or give roleArn")
+        if self.mode == "irsa" and not self.role_arn and not (self.oidc_provider_arn and self.oidc_issuer):
+            raise ValueError("__oidcProviderArn__ irsa mode needs oidcProviderArn and oidcIssuer of the EKS cluster")
+        return self
+
+
+    @property
+    def effective_region(self) -> Optional[str]:
+        return self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")

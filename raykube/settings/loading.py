@@ -1,0 +1,96 @@
+"""Loading: Pulumi's flat config map -> validated Settings, or one SettingsError
+that names every bad key (`raykube:rayClusters[0].workerGroups[1].maxReplicas`)
+and the stack file."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping, Optional
+
+import pulumi
+from pydantic import ValidationError
+
+from raykube.settings.model import PROJECT, SettingsError
+from raykube.settings.stack import Settings
+
+_EMBEDDED_KEY = re.compile(r"^__(.+?)__ (.*)$", re.S)
+
+
+def _key_of(loc: tuple[Any, ...]) -> str:
+    key = f"{PROJECT}:"
+    first = True
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key += ("" if first else ".") + str(part)
+        first = False
+    return key
+
+
+def _split_embedded(loc: tuple[Any, ...], message: str) -> tuple[tuple[Any, ...], str]:
+    """Validators that judge several fields name the one at fault as `__sub.key__ msg`."""
+    match = _EMBEDDED_KEY.match(message)
+    if not match:
+        return loc, message
+    sub = tuple(int(part) if part.isdigit() else part for part in match.group(1).split("."))
+    return loc + sub, match.group(2)
+
+
+def _problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors(include_url=False):
+        # Drop the union/function tags pydantic adds to locations.
+        loc = tuple(part for part in item["loc"] if not (isinstance(part, str) and ("[" in part or part.startswith("function-"))))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting (check the spelling against the README's settings table)"
+        elif item["type"] == "literal_error":
+            message = f"{item['input']!r} is not allowed; expected {item['ctx']['expected']}"
+        loc, message = _split_embedded(loc, message)
+        problems.append((_key_of(loc), message))
+    return problems
+
+
+def parse_settings(raw: Mapping[str, Any], source: str) -> Settings:
+    """Validate `raw` ({key without prefix: value}); SettingsError names key and source."""
+    try:
+        return Settings.model_validate(dict(raw))
+    except ValidationError as error:
+        raise SettingsError(source, _problems(error)) from None
+
+
+def config_values(config: Mapping[str, str]) -> dict[str, Any]:
+    """This project's keys from Pulumi's flat config ({"raykube:key": "json or text"})."""
+    values: dict[str, Any] = {}
+    prefix = f"{PROJECT}:"
+    for full_key, text in config.items():
+        if not full_key.startswith(prefix):
+            continue
+        key = full_key[len(prefix):]
+        # Pulumi hands structured values to the program as JSON text.
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError):
+            value = text
+        if not isinstance(value, (dict, list)):
+            value = text  # scalars stay the text the user wrote
+        values[key] = value
+    return values
+
+
+def stack_file() -> str:
+    return f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
+
+
+def load_settings(source: Optional[str] = None) -> Settings:
+    """The settings of the running stack: every `raykube:` key of its config.
+
+    `pulumi.Config("raykube")` reads one known key at a time; strict checking
+    needs them all, so this reads the same config map Pulumi fills (the
+    language host's set_all_config, or PULUMI_CONFIG).
+    """
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    merged = {**get_config_env(), **CONFIG.get()}
+    return parse_settings(config_values(merged), source or stack_file())

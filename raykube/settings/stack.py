@@ -1,0 +1,122 @@
+"""All settings of one stack, and the rules that span sections (target, namespaces)."""
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from raykube.settings.aws import AwsAccessSettings
+from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, MetricsSettings, NetworkSettings
+from raykube.settings.model import Model
+from raykube.settings.operator import OperatorSettings
+from raykube.settings.ray_cluster import RayClusterSettings
+from raykube.targets import TARGETS, TargetName
+
+# The Kubernetes minor versions raykube renders for: the range the official
+# schemas in kubernetes-validate cover, so every object is checked for it.
+KUBERNETES_MINOR_RANGE = (25, 37)
+
+
+class Settings(Model):
+    """All of raykube's settings for one stack."""
+
+    target: TargetName = Field(default="local", description="local | eks | aks | gke")
+    kubernetes_version: str = Field(default="1.33", description="Kubernetes minor version (1.25-1.37), or x.y.z")
+    kubeconfig: Optional[str] = Field(default=None, description="kubeconfig path; default KUBECONFIG / ~/.kube/config")
+    kube_context: Optional[str] = Field(default=None, description="kubeconfig context; default the current one")
+    network: Optional[NetworkSettings] = Field(default=None, description="pod/Service networks (local only)")
+    kubeadm: Optional[KubeadmSettings] = Field(default=None, description="kubeadm config file (local only)")
+    autoscaling: AutoscalingSettings = Field(default_factory=AutoscalingSettings, description="HPA behaviour")
+    metrics: Optional[MetricsSettings] = Field(default=None, description="metrics-server (local, eks)")
+    operator: OperatorSettings = Field(default_factory=OperatorSettings, description="KubeRay")
+    ray_clusters: list[RayClusterSettings] = Field(
+        default_factory=lambda: [RayClusterSettings()], description="Ray clusters, each in its namespace"
+    )
+    aws_access: AwsAccessSettings = Field(default_factory=AwsAccessSettings, description="AWS access for Ray jobs")
+
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _version(cls, version: Any) -> str:
+        if not isinstance(version, str):
+            raise ValueError(f"{version!r} must be a quoted string such as \"1.33\" (YAML reads 1.30 as 1.3)")
+        match = re.match(r"^v?1\.(\d+)(?:\.(\d+))?$", version)
+        low, high = KUBERNETES_MINOR_RANGE
+        if not match or not low <= int(match.group(1)) <= high:
+            raise ValueError(f"{version!r} is not a supported Kubernetes version (1.{low} to 1.{high}, e.g. \"1.33\")")
+        return version.lstrip("v")
+
+    @field_validator("kubeconfig", "kube_context")
+    @classmethod
+    def _empty_is_default(cls, value: Optional[str]) -> Optional[str]:
+        return value or None
+
+    @field_validator("network", "kubeadm")
+    @classmethod
+    def _local_only(cls, value: Any, info: ValidationInfo) -> Any:
+        target = info.data.get("target")
+        profile = TARGETS.get(target) if target else None
+        if profile is not None and not profile.kubeadm_config:
+            raise ValueError(f"only the local target uses this section; {profile.title} manages its own nodes and network")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_target(cls, value: Any, info: ValidationInfo) -> Any:
+        target = info.data.get("target")
+        profile = TARGETS.get(target) if target else None
+        if profile is not None and not profile.metrics_server:
+            raise ValueError(f"{profile.title} runs its own metrics-server; remove this section")
+        return value
+
+    @field_validator("ray_clusters")
+    @classmethod
+    def _unique_clusters(cls, clusters: list[RayClusterSettings]) -> list[RayClusterSettings]:
+        seen: dict[tuple[str, str], int] = {}
+        for index, cluster in enumerate(clusters):
+            key = (cluster.namespace, cluster.name)
+            if key in seen:
+                raise ValueError(f"__{index}.name__ duplicate cluster {cluster.name!r} in namespace {cluster.namespace!r}")
+            seen[key] = index
+        if not clusters:
+            raise ValueError("at least one Ray cluster is needed")
+        return clusters
+
+    @field_validator("aws_access")
+    @classmethod
+    def _aws_target(cls, aws: AwsAccessSettings, info: ValidationInfo) -> AwsAccessSettings:
+        target = info.data.get("target")
+        if aws.mode == "irsa" and target is not None and target != "eks":
+            raise ValueError(f"__mode__ irsa needs the eks target (this stack's target is {target})")
+        return aws
+
+    # Effective values: the target profile fills what the stack left out.
+    @property
+    def profile(self):
+        return TARGETS[self.target]
+
+    @property
+    def kubernetes_minor(self) -> str:
+        return ".".join(self.kubernetes_version.split(".")[:2])
+
+    @property
+    def effective_network(self) -> NetworkSettings:
+        return self.network or NetworkSettings()
+
+    @property
+    def effective_kubeadm(self) -> KubeadmSettings:
+        return self.kubeadm or KubeadmSettings()
+
+    @property
+    def effective_metrics(self) -> MetricsSettings:
+        return self.metrics or MetricsSettings()
+
+    @property
+    def kubelet_insecure_tls(self) -> bool:
+        chosen = self.effective_metrics.kubelet_insecure_tls
+        return self.profile.kubelet_insecure_tls if chosen is None else chosen
+
+    @property
+    def namespaces(self) -> list[str]:
+        """Ray namespaces in first-use order."""
+        return list(dict.fromkeys(cluster.namespace for cluster in self.ray_clusters))
