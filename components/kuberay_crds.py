@@ -18,6 +18,24 @@ class KubeRayCrdsArgs(TypedDict, total=False):
     version: str
 
 
+CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+
+
+def retain_crds(args: pulumi.ResourceTransformArgs) -> Optional[pulumi.ResourceTransformResult]:
+    """Keep every CRD on `pulumi destroy`.
+
+    Deleting a CRD deletes every custom resource of its kind in the whole
+    Kubernetes cluster: other stacks' RayClusters included. A transform
+    reaches the CRDs inside the ConfigGroup, which `retain_on_delete` on the
+    group itself does not (pulumi-kubernetes does not pass it to children).
+    """
+    if args.type_ != CRD_TYPE:
+        return None
+    return pulumi.ResourceTransformResult(
+        props=args.props, opts=pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(retain_on_delete=True))
+    )
+
+
 def crd_urls(version: str) -> list[str]:
     """The CRD manifests of a KubeRay release, straight from its tag."""
     return [KUBERAY_CRD_URL.format(version=version, plural=plural) for plural in KUBERAY_CRD_PLURALS]
@@ -26,7 +44,8 @@ def crd_urls(version: str) -> list[str]:
 class KubeRayCrds(pulumi.ComponentResource):
     """The KubeRay CRDs. Cluster-scoped: create one per Kubernetes cluster.
 
-    Each CRD is larger than the 256 KiB that client-side apply stores in the
+    Kept on `pulumi destroy` (see retain_crds): other stacks on the same
+    Kubernetes cluster may use them. Each CRD is larger than the 256 KiB that client-side apply stores in the
     last-applied annotation, so the provider must use server-side apply (the
     default of pulumi-kubernetes v4; raykube's provider sets it explicitly).
     """
@@ -40,7 +59,7 @@ class KubeRayCrds(pulumi.ComponentResource):
         self.crds = k8s.yaml.v2.ConfigGroup(
             f"{name}-crds",
             files=crd_urls(version),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, transforms=[retain_crds]),
         )
         self.version = pulumi.Output.from_input(version)
         self.crd_names = pulumi.Output.from_input([f"{plural}.ray.io" for plural in KUBERAY_CRD_PLURALS])

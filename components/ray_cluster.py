@@ -6,12 +6,14 @@ from typing import Any, Mapping, Optional, Sequence, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.dashboard_ingress import DASHBOARD_PORT, DashboardIngressArgs, dashboard_ingress
 from components.ray_node import ray_resources, ray_start_params
 from components.ray_pod import CONTAINER_SECURITY_CONTEXT, SecretInjection, ray_pod_template
 
 GCS_PORT = 6379
-DASHBOARD_PORT = 8265
 CLIENT_PORT = 10001
+# KubeRay's token Secret: named after the cluster, the token under this key.
+AUTH_TOKEN_KEY = "auth_token"
 HEAD_PORTS = (
     {"containerPort": GCS_PORT, "name": "gcs"},
     {"containerPort": DASHBOARD_PORT, "name": "dashboard"},
@@ -51,8 +53,11 @@ class WorkerGroupArgs(RayGroupArgs, total=False):
 
     name: group name (required).
     autoscaling: "ray" (KubeRay's autoscaler scales min..max) or "fixed" (default "ray").
-    replicas: initial (ray) or fixed count (default min_replicas).
+    replicas: fixed count (default min_replicas). In "ray" mode it is never sent: Ray's autoscaler
+        owns it, and KubeRay starts the group at min_replicas.
     min_replicas / max_replicas: bounds (default 0 / 4).
+    image: this group's image (default the cluster's).
+    idle_timeout_seconds: "ray" mode, autoscaler v2: idle time before its workers go (default the cluster's).
     """
 
     name: str
@@ -60,6 +65,8 @@ class WorkerGroupArgs(RayGroupArgs, total=False):
     replicas: Optional[int]
     min_replicas: int
     max_replicas: int
+    image: Optional[str]
+    idle_timeout_seconds: Optional[int]
 
 
 class AutoscalerArgs(TypedDict, total=False):
@@ -70,13 +77,39 @@ class AutoscalerArgs(TypedDict, total=False):
     idle_timeout_seconds: int
 
 
-class DashboardIngressArgs(TypedDict, total=False):
-    """Dashboard Ingress: enabled (default False), class_name, host (default any), path (default "/")."""
+class GcsStorageArgs(TypedDict, total=False):
+    """rocksdb backend's PVC: size, storage_class_name, access_modes (default [ReadWriteOnce]),
+    claim_name (an existing PVC), deletion_policy (default DeleteWithCluster)."""
 
-    enabled: bool
-    class_name: Optional[str]
-    host: Optional[str]
-    path: str
+    size: Optional[str]
+    storage_class_name: Optional[str]
+    access_modes: Sequence[str]
+    claim_name: Optional[str]
+    deletion_policy: str
+
+
+class SecretKeyArgs(TypedDict):
+    """A key of an existing Secret: name, key."""
+
+    name: str
+    key: str
+
+
+class RedisArgs(TypedDict, total=False):
+    """redis backend: address (host:port, required), password_secret (SecretKeyArgs, default none)."""
+
+    address: str
+    password_secret: Optional[SecretKeyArgs]
+
+
+class GcsFaultToleranceArgs(TypedDict, total=False):
+    """Head fault tolerance: backend "rocksdb" (storage) or "redis" (redis) (required),
+    external_storage_namespace (default KubeRay's)."""
+
+    backend: str
+    storage: Optional[GcsStorageArgs]
+    redis: Optional[RedisArgs]
+    external_storage_namespace: Optional[str]
 
 
 class RayClusterArgs(TypedDict, total=False):
@@ -92,7 +125,12 @@ class RayClusterArgs(TypedDict, total=False):
     injection: SecretInjection, Secrets for Ray containers (default none).
     service_account_name: service account of Ray pods (default the namespace's default).
     ready_timeout_seconds: how long `pulumi up` waits for state "ready" (default 900).
-    dashboard_ingress: DashboardIngressArgs (default disabled; `enabled` is a plain bool).
+    dashboard_ingress: DashboardIngressArgs (default disabled; plain values).
+    upgrade_strategy: "Recreate" (a changed pod spec recreates every pod; running jobs end) or
+        "None" (default "Recreate"; needs KubeRay 1.6).
+    auth_mode: "token" (KubeRay generates a token Secret named after the cluster; Ray >= 2.52,
+        KubeRay >= 1.5.1) or "disabled" (default "token").
+    gcs_fault_tolerance: GcsFaultToleranceArgs (default none: a restarted head loses the cluster's state).
     """
 
     namespace: str
@@ -106,11 +144,43 @@ class RayClusterArgs(TypedDict, total=False):
     service_account_name: pulumi.Input[Optional[str]]
     ready_timeout_seconds: int
     dashboard_ingress: DashboardIngressArgs
+    upgrade_strategy: pulumi.Input[str]
+    auth_mode: pulumi.Input[str]
+    gcs_fault_tolerance: pulumi.Input[Optional[GcsFaultToleranceArgs]]
 
 
 def head_service_name(cluster_name: str) -> str:
     """KubeRay's name for the head Service."""
     return f"{cluster_name}-head-svc"
+
+
+def auth_token_secret(cluster_name: str) -> str:
+    """The Secret KubeRay creates for token authentication (its key: AUTH_TOKEN_KEY)."""
+    return cluster_name
+
+
+def gcs_fault_tolerance_options(ft: Mapping[str, Any]) -> dict[str, Any]:
+    """KubeRay's `gcsFaultToleranceOptions` from GcsFaultToleranceArgs."""
+    options: dict[str, Any] = {"backend": ft["backend"]}
+    if ft.get("external_storage_namespace"):
+        options["externalStorageNamespace"] = ft["external_storage_namespace"]
+    if ft["backend"] == "rocksdb":
+        storage = dict(ft.get("storage") or {})
+        fields = {
+            "size": storage.get("size"),
+            "storageClassName": storage.get("storage_class_name"),
+            "accessModes": list(storage.get("access_modes") or ["ReadWriteOnce"]),
+            "claimName": storage.get("claim_name"),
+            "deletionPolicy": storage.get("deletion_policy"),
+        }
+        options["storage"] = {key: value for key, value in fields.items() if value}
+    else:
+        redis = dict(ft.get("redis") or {})
+        options["redisAddress"] = redis["address"]
+        if redis.get("password_secret"):
+            secret = redis["password_secret"]
+            options["redisPassword"] = {"valueFrom": {"secretKeyRef": {"name": secret["name"], "key": secret["key"]}}}
+    return options
 
 
 def ray_cluster_spec(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,26 +213,25 @@ def ray_cluster_spec(args: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"worker group {group.get('name')!r}: RayCluster takes autoscaling 'ray' or 'fixed', not {mode!r}")
         minimum = group.get("min_replicas", 0)
         maximum = group.get("max_replicas", 4)
-        replicas = group.get("replicas")
-        replicas = minimum if replicas is None else replicas
+        spec_group: dict[str, Any] = {"groupName": group["name"]}
         if mode == "fixed":
-            minimum = maximum = replicas
-        spec["workerGroupSpecs"].append(
-            {
-                "groupName": group["name"],
-                "replicas": replicas,
-                "minReplicas": minimum,
-                "maxReplicas": maximum,
-                "rayStartParams": ray_start_params(ray_resources(group.get("resources") or {}, group.get("ray_resources"))),
-                "template": ray_pod_template(
-                    group=group,
-                    container_name="ray-worker",
-                    image=image,
-                    injection=injection,
-                    service_account_name=args.get("service_account_name"),
-                ),
-            }
+            replicas = group.get("replicas")
+            minimum = maximum = minimum if replicas is None else replicas
+            spec_group["replicas"] = minimum
+        # "ray" mode: no `replicas`. Ray's autoscaler writes it; a value here would be
+        # applied again by every `pulumi up` and undo the autoscaler's decisions.
+        spec_group.update(minReplicas=minimum, maxReplicas=maximum)
+        if mode == "ray" and group.get("idle_timeout_seconds") is not None:
+            spec_group["idleTimeoutSeconds"] = group["idle_timeout_seconds"]
+        spec_group["rayStartParams"] = ray_start_params(ray_resources(group.get("resources") or {}, group.get("ray_resources")))
+        spec_group["template"] = ray_pod_template(
+            group=group,
+            container_name="ray-worker",
+            image=group.get("image") or image,
+            injection=injection,
+            service_account_name=args.get("service_account_name"),
         )
+        spec["workerGroupSpecs"].append(spec_group)
     if any(group.get("autoscaling", "ray") == "ray" for group in groups):
         autoscaler = dict(args.get("autoscaler") or {})
         spec["enableInTreeAutoscaling"] = True
@@ -173,6 +242,11 @@ def ray_cluster_spec(args: Mapping[str, Any]) -> dict[str, Any]:
             "resources": AUTOSCALER_RESOURCES,
             "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
         }
+    spec["upgradeStrategy"] = {"type": args.get("upgrade_strategy") or "Recreate"}
+    if (args.get("auth_mode") or "token") == "token":
+        spec["authOptions"] = {"mode": "token"}
+    if args.get("gcs_fault_tolerance"):
+        spec["gcsFaultToleranceOptions"] = gcs_fault_tolerance_options(args["gcs_fault_tolerance"])
     return spec
 
 
@@ -187,6 +261,7 @@ class RayCluster(pulumi.ComponentResource):
     client_address: pulumi.Output[str]
     gcs_address: pulumi.Output[str]
     dashboard_port_forward: pulumi.Output[str]
+    auth_token_command: pulumi.Output[str]
 
     def __init__(self, name: str, args: RayClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:RayCluster", name, None, opts)
@@ -209,6 +284,12 @@ class RayCluster(pulumi.ComponentResource):
                     # KubeRay to report the head and min workers ready.
                     "pulumi.com/waitFor": "jsonpath={.status.state}=ready",
                     "pulumi.com/timeoutSeconds": str(timeout),
+                    # Ray's autoscaler patches workerGroupSpecs[i].replicas. The CRD
+                    # declares workerGroupSpecs an atomic list, so that patch makes the
+                    # autoscaler own the whole list, and the next `pulumi up` that
+                    # changes this RayCluster would fail on the field conflict. Forcing
+                    # lets it through; the groups restart from minReplicas (README).
+                    "pulumi.com/patchForce": "true",
                 },
             },
             spec=spec,
@@ -219,23 +300,11 @@ class RayCluster(pulumi.ComponentResource):
         ingress = dict(args.get("dashboard_ingress") or {})
         self.ingress: Optional[k8s.networking.v1.Ingress] = None
         if ingress.get("enabled"):
-            rule: dict[str, Any] = {
-                "http": {
-                    "paths": [
-                        {
-                            "path": ingress.get("path") or "/",
-                            "pathType": "Prefix",
-                            "backend": {"service": {"name": service, "port": {"number": DASHBOARD_PORT}}},
-                        }
-                    ]
-                }
-            }
-            if ingress.get("host"):
-                rule["host"] = ingress["host"]
+            manifest = dashboard_ingress(ingress, service, f"{cluster_name}-dashboard", namespace)
             self.ingress = k8s.networking.v1.Ingress(
                 f"{name}-dashboard",
-                metadata={"name": f"{cluster_name}-dashboard", "namespace": namespace},
-                spec={"rules": [rule], **({"ingressClassName": ingress["class_name"]} if ingress.get("class_name") else {})},
+                metadata=manifest["metadata"],
+                spec=manifest["spec"],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.resource]),
             )
         self.cluster_name = pulumi.Output.from_input(cluster_name)
@@ -249,8 +318,14 @@ class RayCluster(pulumi.ComponentResource):
         self.dashboard_port_forward = pulumi.Output.from_input(
             f"kubectl -n {namespace} port-forward service/{service} {DASHBOARD_PORT}:{DASHBOARD_PORT}"
         )
+        # How to obtain the token, never the token itself.
+        self.auth_token_command = pulumi.Output.from_input(args.get("auth_mode") or "token").apply(
+            lambda mode: f"kubectl -n {namespace} get secret {auth_token_secret(cluster_name)} "
+            f"-o jsonpath='{{.data.{AUTH_TOKEN_KEY}}}' | base64 -d" if mode == "token" else ""
+        )
         self.register_outputs(
             {
+                "auth_token_command": self.auth_token_command,
                 "cluster_name": self.cluster_name,
                 "namespace": self.namespace,
                 "head_service_name": self.head_service_name,

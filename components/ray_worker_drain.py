@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+STARTED = time.monotonic()
+
 
 def _alive_node_id(client, node_ip):
     from ray.core.generated.gcs_pb2 import GcsNodeInfo
@@ -31,6 +33,8 @@ def main():
     gcs = os.environ["RAY_GCS_ADDRESS"]
     node_ip = os.environ["RAY_NODE_IP"]
     deadline_s = int(os.environ.get("RAYKUBE_DRAIN_DEADLINE_SECONDS", "300"))
+    # The deadline counts from the hook's start: the grace period does too.
+    stop = STARTED + deadline_s
     client = GcsClient(address=gcs)
     node_id = _alive_node_id(client, node_ip)
     if node_id is None:
@@ -41,12 +45,11 @@ def main():
             "ray", "drain-node", f"--address={gcs}", f"--node-id={node_id}",
             "--reason=DRAIN_NODE_REASON_PREEMPTION",
             "--reason-message=raykube: pod scale-down",
-            f"--deadline-remaining-seconds={deadline_s}",
+            f"--deadline-remaining-seconds={max(int(stop - time.monotonic()), 1)}",
         ],
         check=True,
     )
     print(f"raykube drain: node {node_id} draining; waiting up to {deadline_s}s for its tasks", flush=True)
-    stop = time.monotonic() + deadline_s
     while time.monotonic() < stop:
         if _alive_node_id(client, node_ip) != node_id:
             print(f"raykube drain: node {node_id} drained", flush=True)

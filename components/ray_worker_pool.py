@@ -6,6 +6,12 @@ plain `ray start --block` pods that join the KubeRay head through its
 Service, with CPU requests (HPA utilization is relative to them), `--num-cpus`
 derived from those requests, and a preStop hook that drains the Ray node
 with Ray's own drain facility, so a scale-down never kills running tasks.
+
+The pods get what KubeRay gives its own workers: the cluster's image and Ray
+version (they roll with the head), a memory-backed /dev/shm for the object
+store, an init container that waits for the head's GCS, readiness and
+liveness probes on the Ray node's health endpoint, and the cluster's auth
+token.
 """
 from __future__ import annotations
 
@@ -16,13 +22,24 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.horizontal_pod_autoscaler import HorizontalPodAutoscaler, ScaleUpArgs
-from components.ray_cluster import GCS_PORT, RayGroupArgs, head_service_name
+from components.quantity import parse_quantity
+from components.ray_cluster import AUTH_TOKEN_KEY, GCS_PORT, RayGroupArgs, auth_token_secret, head_service_name
 from components.ray_node import ray_resources, ray_start_args, ray_start_params
-from components.ray_pod import SecretInjection, ray_pod_template
+from components.ray_pod import CONTAINER_SECURITY_CONTEXT, SecretInjection, ray_pod_template
 
 DRAIN_SCRIPT = (Path(__file__).with_name("ray_worker_drain.py")).read_text(encoding="utf-8")
-# Time the hook leaves Kubernetes between the drain deadline and SIGKILL.
-DRAIN_MARGIN_SECONDS = 15
+# Kubernetes gives a pod terminationGracePeriodSeconds in all, preStop hook
+# included, then SIGKILLs it. The budget: the hook drains for at most
+# (grace - SIGTERM drain - margin), then SIGTERM makes `ray start --block`
+# drain again for at most RAY_SIGTERM_DRAIN_SECONDS (the node is usually gone
+# by then), and the margin covers the hook's start-up and Ray's exit.
+RAY_SIGTERM_DRAIN_SECONDS = 10
+DRAIN_MARGIN_SECONDS = 10
+# The Ray node's health endpoint on the dashboard agent (Ray >= 2.53; older Ray:
+# the raylet endpoint through wget, as KubeRay does).
+DASHBOARD_AGENT_PORT = 52365
+UNIFIED_HEALTH_MIN_RAY = (2, 53)
+SHARED_MEMORY_VOLUME = "shared-mem"
 
 
 class WorkerPoolGroupArgs(RayGroupArgs, total=False):
@@ -41,6 +58,10 @@ class RayWorkerPoolArgs(TypedDict, total=False):
     namespace, cluster_name: the RayCluster whose head the workers join (required).
     group: WorkerPoolGroupArgs; needs a cpu request (required).
     image: Ray image, the cluster's (required).
+    ray_version: Ray version of the image, the cluster's (required).
+    auth_mode: the cluster's: "token" (workers read KubeRay's token Secret) or "disabled" (default "token").
+    gcs_fault_tolerance: the cluster's head keeps its state across restarts, so workers wait
+        for it longer instead of exiting (default False).
     injection: SecretInjection, as for the cluster's workers (default none).
     service_account_name: (default the namespace's default).
     target_cpu_utilization_percent: HPA target (default 50).
@@ -53,6 +74,9 @@ class RayWorkerPoolArgs(TypedDict, total=False):
     cluster_name: str
     group: WorkerPoolGroupArgs
     image: str
+    ray_version: str
+    auth_mode: str
+    gcs_fault_tolerance: bool
     injection: SecretInjection
     service_account_name: Optional[str]
     target_cpu_utilization_percent: int
@@ -65,6 +89,47 @@ def pool_name(cluster_name: str, group_name: str) -> str:
     return f"{cluster_name}-{group_name}-workers"
 
 
+def drain_budget(grace_seconds: int) -> tuple[int, int]:
+    """(preStop drain deadline, Ray's own SIGTERM drain timeout) for a grace period:
+    together with the margin they always fit inside it."""
+    sigterm = min(RAY_SIGTERM_DRAIN_SECONDS, max(grace_seconds // 4, 1))
+    return max(grace_seconds - sigterm - DRAIN_MARGIN_SECONDS, 1), sigterm
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in version.replace("-", ".").split(".")[:3])
+
+
+def health_probes(ray_version: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(readiness, liveness) of a Ray worker, with KubeRay's worker timings."""
+    if _version_tuple(ray_version) >= UNIFIED_HEALTH_MIN_RAY:
+        handler: dict[str, Any] = {"httpGet": {"path": "/api/healthz", "port": DASHBOARD_AGENT_PORT}}
+    else:
+        check = f"wget --tries 1 -T 2 -q -O- http://localhost:{DASHBOARD_AGENT_PORT}/api/local_raylet_healthz | grep success"
+        handler = {"exec": {"command": ["bash", "-c", check]}}
+    readiness = {**handler, "initialDelaySeconds": 10, "timeoutSeconds": 2, "periodSeconds": 5, "successThreshold": 1, "failureThreshold": 10}
+    liveness = {**handler, "initialDelaySeconds": 30, "timeoutSeconds": 2, "periodSeconds": 5, "successThreshold": 1, "failureThreshold": 120}
+    return readiness, liveness
+
+
+# Waits until the head's GCS answers (with the auth token, if any), as KubeRay's
+# wait-gcs-ready init container does; quiet for two minutes, then loud.
+WAIT_FOR_GCS = (
+    "SECONDS=0; until ray health-check --address \"$RAY_GCS_ADDRESS\" >/dev/null 2>&1; do "
+    "if (( SECONDS > 120 )); then ray health-check --address \"$RAY_GCS_ADDRESS\"; fi; "
+    "echo \"$SECONDS s: waiting for the Ray head's GCS at $RAY_GCS_ADDRESS\"; sleep 5; done; echo 'GCS is ready.'"
+)
+
+
+def shared_memory_size(resources: Mapping[str, Mapping[str, str]]) -> Optional[str]:
+    """/dev/shm's limit, as KubeRay sizes it: the container's memory (limit, else request)."""
+    memory = (resources.get("limits") or {}).get("memory") or (resources.get("requests") or {}).get("memory")
+    if memory is None:
+        return None
+    parse_quantity(memory)
+    return str(memory)
+
+
 def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
     """The Deployment (API field names) of the pool."""
     group = dict(args["group"])
@@ -74,29 +139,64 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
     name = pool_name(cluster, group["name"])
     gcs = f"{head_service_name(cluster)}.{namespace}.svc.{args.get('cluster_domain') or 'cluster.local'}:{GCS_PORT}"
     grace = int(group.get("termination_grace_period_seconds", 300))
-    drain_deadline = max(grace - DRAIN_MARGIN_SECONDS, 1)
+    drain_deadline, sigterm_drain = drain_budget(grace)
     selector = {"raykube.io/cluster": cluster, "raykube.io/worker-group": group["name"]}
     params = ray_start_params(ray_resources(group.get("resources") or {}, group.get("ray_resources")))
-    env = [
-        {"name": "RAY_GCS_ADDRESS", "value": gcs},
+    ray_env: list[dict[str, Any]] = [{"name": "RAY_GCS_ADDRESS", "value": gcs}]
+    if (args.get("auth_mode") or "token") == "token":
+        ray_env += [
+            {"name": "RAY_AUTH_MODE", "value": "token"},
+            {"name": "RAY_AUTH_TOKEN", "valueFrom": {"secretKeyRef": {"name": auth_token_secret(cluster), "key": AUTH_TOKEN_KEY}}},
+        ]
+    env = ray_env + [
         {"name": "RAY_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "RAYKUBE_DRAIN_DEADLINE_SECONDS", "value": str(drain_deadline)},
-        # Ray's own SIGTERM drain, after the hook: bounded by the same deadline.
-        {"name": "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "value": str(drain_deadline)},
+        # Ray's own SIGTERM drain, after the hook: bounded so both fit in the grace period.
+        {"name": "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "value": str(sigterm_drain)},
     ]
+    if args.get("gcs_fault_tolerance"):
+        # A fault-tolerant head comes back with the cluster's state: wait for it (KubeRay's value).
+        env.append({"name": "RAY_gcs_rpc_server_reconnect_timeout_s", "value": "600"})
+    readiness, liveness = health_probes(args["ray_version"])
     template = ray_pod_template(
         group=group,
         container_name="ray-worker",
         image=args["image"],
         injection=args.get("injection"),
         service_account_name=args.get("service_account_name"),
-        extra_labels={**selector, "app.kubernetes.io/name": "ray-worker", "app.kubernetes.io/managed-by": "raykube"},
+        extra_labels={
+            **selector,
+            "app.kubernetes.io/name": "ray-worker",
+            "app.kubernetes.io/managed-by": "raykube",
+            # The pods roll with the head: a new Ray version is a new template.
+            "raykube.io/ray-version": args["ray_version"],
+        },
         extra_env=env,
         command=["ray"],
         args=worker_start_args(params),
         lifecycle={"preStop": {"exec": {"command": ["python", "-c", DRAIN_SCRIPT]}}},
         termination_grace_period_seconds=grace,
     )
+    container = template["spec"]["containers"][0]
+    container.update(readinessProbe=readiness, livenessProbe=liveness)
+    container.setdefault("ports", []).append({"containerPort": DASHBOARD_AGENT_PORT, "name": "dashboard-agent"})
+    shm: dict[str, Any] = {"medium": "Memory"}
+    size = shared_memory_size(group.get("resources") or {})
+    if size:
+        shm["sizeLimit"] = size
+    template["spec"].setdefault("volumes", []).append({"name": SHARED_MEMORY_VOLUME, "emptyDir": shm})
+    container.setdefault("volumeMounts", []).append({"name": SHARED_MEMORY_VOLUME, "mountPath": "/dev/shm"})
+    template["spec"]["initContainers"] = [
+        {
+            "name": "wait-gcs-ready",
+            "image": args["image"],
+            "command": ["bash", "-c", WAIT_FOR_GCS],
+            "env": ray_env,
+            # As KubeRay's: the worker's resources, so the pod's requests do not change.
+            "resources": container.get("resources", {}),
+            "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+        }
+    ]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

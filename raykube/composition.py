@@ -50,6 +50,10 @@ def _group_args(group: Any) -> dict[str, Any]:
     return group.model_dump(exclude={"hpa"})
 
 
+def _worker_group_args(cluster: RayClusterSettings, group: Any) -> dict[str, Any]:
+    return {**_group_args(group), "image": cluster.image_for(group)}
+
+
 def _cluster_args(cluster: RayClusterSettings, injection: dict[str, Any], service_account: str | None) -> dict[str, Any]:
     return {
         "namespace": cluster.namespace,
@@ -57,12 +61,15 @@ def _cluster_args(cluster: RayClusterSettings, injection: dict[str, Any], servic
         "ray_version": cluster.effective_ray_version,
         "image": cluster.effective_image,
         "head": _group_args(cluster.head),
-        "worker_groups": [_group_args(group) for group in cluster.worker_groups if group.autoscaling != "hpa"],
+        "worker_groups": [_worker_group_args(cluster, group) for group in cluster.worker_groups if group.autoscaling != "hpa"],
         "autoscaler": cluster.autoscaler.model_dump(),
         "injection": injection,
         "service_account_name": service_account,
         "ready_timeout_seconds": cluster.ready_timeout_seconds,
         "dashboard_ingress": cluster.dashboard_ingress.model_dump(),
+        "upgrade_strategy": cluster.upgrade_strategy,
+        "auth_mode": cluster.auth.mode,
+        "gcs_fault_tolerance": cluster.gcs_fault_tolerance.model_dump() if cluster.gcs_fault_tolerance else None,
     }
 
 
@@ -113,9 +120,10 @@ def _metrics_server(settings: Settings, opts: pulumi.ResourceOptions) -> Metrics
 
 
 def _operators(settings: Settings, namespaces: dict[str, Any], waits_for: list[pulumi.Resource], opts: pulumi.ResourceOptions) -> dict[str, KubeRayOperator]:
-    """The CRDs once, then one namespace-scoped operator per Ray namespace."""
-    crds = KubeRayCrds("kuberay", {"version": settings.operator.version}, opts=opts)
+    """The CRDs once (unless another stack on this Kubernetes cluster installed
+    them), then one namespace-scoped operator per Ray namespace."""
     operator = settings.operator
+    crds = [KubeRayCrds("kuberay", {"version": operator.version}, opts=opts)] if operator.install_crds else []
     return {
         namespace: KubeRayOperator(
             f"kuberay-operator-{namespace}",
@@ -130,7 +138,7 @@ def _operators(settings: Settings, namespaces: dict[str, Any], waits_for: list[p
                 "tolerations": operator.tolerations,
                 "values": operator.values,
             },
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[crds, namespaces[namespace], *waits_for])),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*crds, namespaces[namespace], *waits_for])),
         )
         for namespace in settings.namespaces
     }
@@ -148,7 +156,11 @@ def _worker_pools(settings: Settings, cluster: RayClusterSettings, ray_aws: RayA
                 "namespace": cluster.namespace,
                 "cluster_name": cluster.name,
                 "group": _group_args(group),
-                "image": cluster.effective_image,
+                # The head's image and Ray version: pool pods roll with the head.
+                "image": cluster.image_for(group),
+                "ray_version": cluster.effective_ray_version,
+                "auth_mode": cluster.auth.mode,
+                "gcs_fault_tolerance": cluster.gcs_fault_tolerance is not None,
                 "injection": ray_aws.injection,
                 "service_account_name": ray_aws.service_account,
                 "target_cpu_utilization_percent": group.hpa.target_cpu_utilization_percent,
@@ -207,6 +219,7 @@ def build(settings: Settings) -> StackResult:
             "client": ray_cluster.client_address,
             "gcs": ray_cluster.gcs_address,
             "dashboardPortForward": ray_cluster.dashboard_port_forward,
+            "authTokenCommand": ray_cluster.auth_token_command,
             "hpaWorkerPools": pools,
         }
     result.outputs["rayClusters"] = cluster_outputs

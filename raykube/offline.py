@@ -67,6 +67,8 @@ class Registered:
     inputs: dict[str, Any]  # secret inputs appear as SECRET
     secret_paths: list[str] = field(default_factory=list)
     provider: str = ""
+    retain_on_delete: bool = False
+    transforms: int = 0  # resource transforms registered with the engine (they reach remote components' children)
     # The same with secret values in place: for schema checks in tests, never written out.
     revealed_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -95,6 +97,8 @@ class RecordingMonitor(MockMonitor):
                     inputs=inputs,
                     secret_paths=secrets,
                     provider=request.provider,
+                    retain_on_delete=bool(request.retainOnDelete),
+                    transforms=len(request.transforms),
                     revealed_inputs=_plain_numbers(_unwrap(wire, "", [], reveal=True)),
                 )
             )

@@ -2,12 +2,15 @@
 
 Nodes get loopback addresses other than 127.0.0.1 (Ray rewrites that one to
 the machine's address), explicit --memory and --object-store-memory, and a
-private --temp-dir. Everything stops when the sandbox closes.
+private --temp-dir. Token authentication is on, as on raykube's clusters:
+every process started here has the token, unless a test takes it away.
+Everything stops when the sandbox closes.
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -32,7 +35,10 @@ class RaySandbox:
         )
         self.head_ip = "127.0.0.2"
         self.gcs_address = f"{self.head_ip}:6379"
+        self.auth_token = secrets.token_hex(16)
         self.env = {
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": self.auth_token,
             "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "60",
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",

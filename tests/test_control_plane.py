@@ -110,18 +110,21 @@ def test_the_real_server_refuses_fields_outside_the_raycluster_schema(control_pl
 # setting, or give objects the real API server accepts.
 
 INT32_MAX = 2**31 - 1
-# (stack whose file is the base, config path of the section): worker groups of
-# each mode (hpa: local, ray with a GPU group: eks, fixed: gke's second cluster).
+# (stack whose file is the base, config path of the section, what the section
+# holds first): worker groups of each mode (hpa: local, ray with a GPU group:
+# eks, fixed: gke's second cluster); optional sections that need a choice.
 SECTIONS = [
-    ("local", ("autoscaling",)),
-    ("local", ("metrics",)),
-    ("local", ("network",)),
-    ("local", ("awsAccess",)),
-    ("local", ("rayClusters", 0)),
-    ("eks", ("rayClusters", 0)),
-    ("local", ("rayClusters", 0, "workerGroups", 0)),
-    ("eks", ("rayClusters", 0, "workerGroups", 1)),
-    ("gke", ("rayClusters", 1, "workerGroups", 0)),
+    ("local", ("autoscaling",), None),
+    ("local", ("metrics",), None),
+    ("local", ("network",), None),
+    ("local", ("awsAccess",), None),
+    ("local", ("rayClusters", 0), None),
+    ("eks", ("rayClusters", 0), None),
+    ("local", ("rayClusters", 0, "workerGroups", 0), None),
+    ("eks", ("rayClusters", 0, "workerGroups", 1), None),
+    ("gke", ("rayClusters", 1, "workerGroups", 0), None),
+    ("eks", ("rayClusters", 0, "gcsFaultTolerance"), {"backend": "rocksdb", "storage": {"size": "10Gi"}}),
+    ("eks", ("rayClusters", 0, "gcsFaultTolerance"), {"backend": "redis", "redis": {"address": "redis:6379"}}),
 ]
 
 
@@ -168,20 +171,25 @@ def boundary_values(field) -> list[Any]:
     return []
 
 
-def sweep_cases() -> list[tuple[str, tuple, str, Any]]:
+def _has_required_fields(model) -> bool:
+    return any(field.is_required() for field in model.model_fields.values())
+
+
+def sweep_cases() -> list[tuple[str, tuple, Any, str, Any]]:
     cases = []
-    for stack, path in SECTIONS:
-        stack_model = _model_at(path)
-        todo = [((), stack_model)]
+    for stack, path, holds in SECTIONS:
+        todo = [((), _model_at(path), holds or {})]
         while todo:
-            prefix, model = todo.pop()
+            prefix, model, base = todo.pop()
             for field in model.model_fields.values():
                 nested = _inner_model(field.annotation)
                 if nested is not None and field.alias not in ("workerGroups", "rayClusters"):
-                    todo.append(((*prefix, field.alias), nested))
+                    # An optional section with required fields is swept where a SECTIONS entry fills them.
+                    if field.alias in base or not _has_required_fields(nested):
+                        todo.append(((*prefix, field.alias), nested, base.get(field.alias) or {}))
                     continue
                 for value in boundary_values(field):
-                    cases.append((stack, path, ".".join((*prefix, field.alias)), value))
+                    cases.append((stack, path, holds, ".".join((*prefix, field.alias)), value))
     return cases
 
 
@@ -205,19 +213,26 @@ CASES = sweep_cases()
 
 
 def test_the_sweep_covers_every_bounded_setting():
-    swept = {(path, dotted) for _, path, dotted, _ in CASES}
+    swept = {(path, dotted) for _, path, _, dotted, _ in CASES}
     for expected in [(("autoscaling",), "scaleDownStabilizationSeconds"), (("rayClusters", 0, "workerGroups", 0), "hpa.scaleUp.periodSeconds"),
                      (("rayClusters", 0), "autoscaler.idleTimeoutSeconds"), (("rayClusters", 0), "head.serviceType"),
-                     (("awsAccess",), "sessionDurationSeconds"), (("rayClusters", 0, "workerGroups", 1), "maxReplicas")]:
+                     (("awsAccess",), "sessionDurationSeconds"), (("rayClusters", 0, "workerGroups", 1), "maxReplicas"),
+                     (("rayClusters", 0), "upgradeStrategy"), (("rayClusters", 0), "auth.mode"),
+                     (("rayClusters", 0, "workerGroups", 1), "idleTimeoutSeconds"),
+                     (("rayClusters", 0, "gcsFaultTolerance"), "storage.deletionPolicy"),
+                     (("rayClusters", 0, "gcsFaultTolerance"), "backend")]:
         assert expected in swept
 
 
-@pytest.mark.parametrize("stack, path, dotted, value", CASES, ids=[f"{s}:{_key(p, d)}={v}" for s, p, d, v in CASES])
-def test_limits_are_refused_clearly_or_accepted_by_the_server(control_plane, stack, path, dotted, value):
+@pytest.mark.parametrize("stack, path, holds, dotted, value", CASES,
+                         ids=[f"{s}:{_key(p, d)}={v}" + (f"[{h.get('backend')}]" if h else "") for s, p, h, d, v in CASES])
+def test_limits_are_refused_clearly_or_accepted_by_the_server(control_plane, stack, path, holds, dotted, value):
     from raykube.settings import SettingsError
     from tests.conftest import run_program
 
     config = copy.deepcopy(stack_file_config(stack))
+    for key, held in (holds or {}).items():
+        _set(config, path, key, copy.deepcopy(held))
     _set(config, path, dotted, value)
     key = _key(path, dotted)
     try:

@@ -169,13 +169,15 @@ TASK_SECONDS = 12
 def test_pool_worker_joins_and_prestop_drain_keeps_the_running_task(stack_runs, ray_head):
     from tests.ray_sandbox import OBJECT_STORE_BYTES, RAY
 
+    from tests.kubelet import container_env, expand
+
     deployment = stack_runs["local"].of_type(DEPLOYMENT)[0].inputs
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     worker_ip = "127.0.0.4"
-    # What the kubelet provides: env from the manifest, the pod IP, $(VAR) expansion.
-    env = {item["name"]: item.get("value") for item in container["env"]}
-    env.update(RAY_GCS_ADDRESS=ray_head.gcs_address, RAY_NODE_IP=worker_ip)
-    argv = [RAY] + [arg.replace("$(RAY_GCS_ADDRESS)", env["RAY_GCS_ADDRESS"]).replace("$(RAY_NODE_IP)", worker_ip) for arg in container["args"]]
+    # What the kubelet provides: env from the manifest, the pod IP, the token Secret, $(VAR) expansion.
+    env = container_env(container, worker_ip, {("raycluster", "auth_token"): ray_head.auth_token})
+    env.update(RAY_GCS_ADDRESS=ray_head.gcs_address)  # the head Service's DNS name, here
+    argv = [RAY] + [expand(arg, env) for arg in container["args"]]
     worker = ray_head.spawn(argv + [f"--object-store-memory={OBJECT_STORE_BYTES}"], "pool-worker", env=env)
     try:
         nodes = {node["NodeManagerAddress"]: node for node in ray_head.wait_for_nodes(2)}

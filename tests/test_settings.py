@@ -73,6 +73,19 @@ INVALID = [
     ("HPA scale-up pods past int32", group(hpa={"scaleUp": {"pods": 2**31}}), "raykube:rayClusters[0].workerGroups[0].hpa.scaleUp.pods"),
     ("credentials mount path that is relative", {"awsAccess": {"mountPath": "aws"}}, "raykube:awsAccess.mountPath"),
     ("credentials mounted over /etc", {"awsAccess": {"mountPath": "/etc"}}, "raykube:awsAccess.mountPath"),
+    ("sub-path dashboard without a usable rewrite", cluster(dashboardIngress={"enabled": True, "className": "traefik", "path": "/ray"}), "raykube:rayClusters[0].dashboardIngress.path"),
+    ("dashboard TLS without hosts", cluster(dashboardIngress={"enabled": True, "tls": {"secretName": "t"}}), "raykube:rayClusters[0].dashboardIngress.tls.hosts"),
+    ("rocksdb fault tolerance without storage", cluster(gcsFaultTolerance={"backend": "rocksdb"}), "raykube:rayClusters[0].gcsFaultTolerance.storage"),
+    ("redis fault tolerance without an address", cluster(gcsFaultTolerance={"backend": "redis", "redis": {}}), "raykube:rayClusters[0].gcsFaultTolerance.redis.address"),
+    ("redis address without a port", cluster(gcsFaultTolerance={"backend": "redis", "redis": {"address": "redis"}}), "raykube:rayClusters[0].gcsFaultTolerance.redis.address"),
+    ("unknown fault tolerance backend", cluster(gcsFaultTolerance={"backend": "etcd"}), "raykube:rayClusters[0].gcsFaultTolerance.backend"),
+    ("unknown upgrade strategy", cluster(upgradeStrategy="RollingUpdate"), "raykube:rayClusters[0].upgradeStrategy"),
+    ("unknown auth mode", cluster(auth={"mode": "password"}), "raykube:rayClusters[0].auth.mode"),
+    ("token auth on a Ray without it", cluster(rayVersion="2.40.0", allowVersionMismatch=True), "raykube:rayClusters[0].auth.mode"),
+    ("token auth with an operator without it", {**cluster(), "operator": {"version": "1.4.2"}}, "raykube:rayClusters[0].auth.mode"),
+    ("idle timeout on a fixed group", group(autoscaling="fixed", replicas=1, idleTimeoutSeconds=30), "raykube:rayClusters[0].workerGroups[0].idleTimeoutSeconds"),
+    ("per-group idle timeout with autoscaler v1", cluster(autoscaler={"version": "v1"}, workerGroups=[{"name": "cpu", "idleTimeoutSeconds": 30}]), "raykube:rayClusters[0].workerGroups[0].idleTimeoutSeconds"),
+    ("group image tag differs from rayVersion", group(image="rayproject/ray:2.9.0-py311"), "raykube:rayClusters[0].workerGroups[0].image"),
     ("renew window longer than the session", {"awsAccess": {"sessionDurationSeconds": 900, "renewBeforeSeconds": 900}}, "raykube:awsAccess.renewBeforeSeconds"),
 ]
 
@@ -118,7 +131,8 @@ def test_lowest_metrics_resolution_works_without_touching_the_timeout():
 
 
 def test_version_mismatch_can_be_allowed_explicitly():
-    settings = parse_settings(cluster(rayVersion="2.9.0", image="rayproject/ray:2.9.0-py311", allowVersionMismatch=True), SOURCE)
+    settings = parse_settings(cluster(rayVersion="2.9.0", image="rayproject/ray:2.9.0-py311", allowVersionMismatch=True,
+                                      auth={"mode": "disabled"}), SOURCE)
     assert settings.ray_clusters[0].effective_image == "rayproject/ray:2.9.0-py311"
 
 

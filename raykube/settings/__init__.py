@@ -12,23 +12,24 @@ from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, Metri
 from raykube.settings.loading import config_values, load_settings, parse_settings, stack_file
 from raykube.settings.model import INT32_MAX, PROJECT, SettingsError
 from raykube.settings.operator import OperatorImage, OperatorSettings
+from raykube.settings.dashboard import NGINX_INGRESS_CLASSES, DashboardIngress, IngressTls
+from raykube.settings.head_fault_tolerance import GcsFaultTolerance, GcsStorage, RedisSettings, SecretKey
 from raykube.settings.ray_cluster import (
     RAY_CLUSTER_NAME_MAX,
+    AuthSettings,
     AutoscalerOptions,
-    ContainerResources,
-    DashboardIngress,
-    HeadGroup,
-    HpaSettings,
     RayClusterSettings,
-    RayGroup,
-    ScaleUpPolicy,
-    WorkerGroup,
+    gpu_variant,
     installed_ray_version,
     python_tag,
+    version_tuple,
 )
+from raykube.settings.ray_groups import ContainerResources, HeadGroup, HpaSettings, RayGroup, ScaleUpPolicy, WorkerGroup
 from raykube.settings.stack import KUBERNETES_MINOR_RANGE, Settings
 
 __all__ = [
+    "NGINX_INGRESS_CLASSES", "AuthSettings", "GcsFaultTolerance", "GcsStorage", "IngressTls", "RedisSettings",
+    "SecretKey", "gpu_variant", "version_tuple",
     "INT32_MAX", "KUBERNETES_MINOR_RANGE", "PROJECT", "RAY_CLUSTER_NAME_MAX", "AutoscalerOptions", "AutoscalingSettings",
     "AwsAccessSettings", "ContainerResources", "DashboardIngress", "HeadGroup", "HpaSettings", "KubeadmSettings",
     "MetricsSettings", "NetworkSettings", "OperatorImage", "OperatorSettings", "RayClusterSettings", "RayGroup",

@@ -18,6 +18,11 @@ class OperatorSettings(Model):
     """KubeRay CRDs and the namespace-scoped operators."""
 
     version: str = Field(default="1.7.0", description="KubeRay release for CRDs and operator chart")
+    install_crds: bool = Field(
+        default=True,
+        description="install the KubeRay CRDs (kept on destroy); false when another stack on the same "
+        "Kubernetes cluster installed them",
+    )
     image: OperatorImage = Field(default_factory=OperatorImage, description="operator image")
     resources: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},

@@ -1,16 +1,18 @@
-"""One RayCluster: its version and image, head and worker groups, autoscaling, dashboard."""
+"""One RayCluster: version and images, groups, autoscaling, upgrades, authentication, fault tolerance."""
 from __future__ import annotations
 
 import sys
 from importlib import metadata
-from typing import Any, Literal, Mapping, Optional
+import re
+from typing import Literal, Optional
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from components.quantity import parse_quantity
-from components.ray_node import GPU_RESOURCE
 from components.versions import RAY_IMAGE_REPOSITORY
+from raykube.settings.dashboard import DashboardIngress
+from raykube.settings.head_fault_tolerance import GcsFaultTolerance
 from raykube.settings.model import DNS1035, DNS1123, INT32_MAX, Model
+from raykube.settings.ray_groups import HeadGroup, WorkerGroup
 
 # KubeRay names the head Service "<cluster>-head-svc" and worker pods
 # "<cluster>-<group>-worker-<5 chars>"; 53 keeps every derived name a label.
@@ -27,150 +29,6 @@ def python_tag() -> str:
     return f"py{sys.version_info.major}{sys.version_info.minor}"
 
 
-def _check_quantities(values: Mapping[str, Any]) -> dict[str, str]:
-    out = {}
-    for resource, quantity in values.items():
-        parse_quantity(quantity)
-        out[resource] = str(quantity)
-    return out
-
-
-class ContainerResources(Model):
-    """Kubernetes requests and limits of a Ray container."""
-
-    requests: dict[str, str] = Field(default_factory=dict, description="resource requests, e.g. {cpu: '2', memory: 4Gi}")
-    limits: dict[str, str] = Field(default_factory=dict, description="resource limits; GPUs go here")
-
-    @field_validator("requests", "limits", mode="before")
-    @classmethod
-    def _quantities(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return _check_quantities(value)
-        return value
-
-    @field_validator("limits")
-    @classmethod
-    def _limits_cover_requests(cls, limits: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        for resource, request in (info.data.get("requests") or {}).items():
-            if resource in limits and parse_quantity(limits[resource]) < parse_quantity(request):
-                raise ValueError(f"limit {limits[resource]} for {resource} is below its request {request}")
-        return limits
-
-
-class RayGroup(Model):
-    """What the head group and every worker group share."""
-
-    resources: ContainerResources = Field(
-        default_factory=lambda: ContainerResources(requests={"cpu": "1", "memory": "2Gi"}, limits={"cpu": "1", "memory": "2Gi"}),
-        description="container requests/limits; Ray's CPU, memory and GPU counts are derived from them",
-    )
-    ray_resources: dict[str, float] = Field(
-        default_factory=dict,
-        description="overrides of the derived Ray resources (CPU, GPU, memory in bytes) plus custom resources",
-    )
-    node_selector: dict[str, str] = Field(default_factory=dict, description="pod nodeSelector")
-    tolerations: list[dict[str, Any]] = Field(default_factory=list, description="pod tolerations")
-    affinity: Optional[dict[str, Any]] = Field(default=None, description="pod affinity")
-    labels: dict[str, str] = Field(default_factory=dict, description="extra pod labels")
-    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables for the Ray container")
-    pod_template: dict[str, Any] = Field(
-        default_factory=dict, description="raw pod template merged last, for anything not covered above"
-    )
-
-    @field_validator("ray_resources")
-    @classmethod
-    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, amount in value.items():
-            if amount < 0:
-                raise ValueError(f"{name} must be >= 0, got {amount}")
-        return value
-
-    @model_validator(mode="after")
-    def _gpus_need_limits(self) -> "RayGroup":
-        wants_gpu = self.ray_resources.get("GPU", 0) > 0 or GPU_RESOURCE in self.resources.requests
-        if wants_gpu and GPU_RESOURCE not in self.resources.limits:
-            # Raised from the group; the loader reports it on resources.limits.
-            raise ValueError(f"__resources.limits__ a GPU group needs a '{GPU_RESOURCE}' limit")
-        return self
-
-
-class HeadGroup(RayGroup):
-    """The Ray head pod."""
-
-    ray_resources: dict[str, float] = Field(
-        default_factory=lambda: {"CPU": 0.0},
-        description="default CPU 0: tasks never compete with the head's own processes",
-    )
-    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
-        default="ClusterIP", description="type of the <cluster>-head-svc Service"
-    )
-
-
-class ScaleUpPolicy(Model):
-    """How fast an HPA may add pods."""
-
-    stabilization_window_seconds: int = Field(default=0, ge=0, le=3600, description="scale-up stabilization")
-    pods: int = Field(default=4, ge=1, le=INT32_MAX, description="at most this many pods added per period")
-    percent: int = Field(default=100, ge=1, le=INT32_MAX, description="or at most this percent of current pods per period")
-    period_seconds: int = Field(default=15, ge=1, le=1800, description="policy period")
-
-
-class HpaSettings(Model):
-    """The HorizontalPodAutoscaler of a worker group in `hpa` mode."""
-
-    target_cpu_utilization_percent: int = Field(default=50, ge=1, le=100, description="average CPU utilization, relative to requests")
-    scale_up: ScaleUpPolicy = Field(default_factory=ScaleUpPolicy, description="scale-up behaviour")
-
-
-class WorkerGroup(RayGroup):
-    """One kind of Ray worker (CPU, GPU, ...)."""
-
-    name: str = Field(description="group name (DNS-1123 label)")
-    autoscaling: Literal["ray", "hpa", "fixed"] = Field(
-        default="ray",
-        description="ray: KubeRay's autoscaler; hpa: a Deployment scaled by an HPA on CPU; fixed: `replicas` pods",
-    )
-    replicas: Optional[int] = Field(default=None, ge=0, le=INT32_MAX, description="initial (ray) or fixed count; default minReplicas")
-    min_replicas: int = Field(default=0, ge=0, le=INT32_MAX, description="fewest workers")
-    max_replicas: int = Field(default=4, ge=0, le=INT32_MAX, description="most workers")
-    hpa: HpaSettings = Field(default_factory=HpaSettings, description="HPA settings (autoscaling: hpa)")
-    termination_grace_period_seconds: int = Field(
-        default=300, ge=30, le=86400, description="time a draining worker gets to finish its tasks"
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        if len(name) > 40 or not DNS1123.match(name):
-            raise ValueError(f"{name!r} must be a DNS-1123 label (lowercase letters, digits, '-') of at most 40 characters")
-        return name
-
-    @field_validator("max_replicas")
-    @classmethod
-    def _min_le_max(cls, maximum: int, info: ValidationInfo) -> int:
-        minimum = info.data.get("min_replicas")
-        if minimum is not None and minimum > maximum:
-            raise ValueError(f"must be >= minReplicas ({minimum}), got {maximum}")
-        return maximum
-
-    @model_validator(mode="after")
-    def _group_rules(self) -> "WorkerGroup":
-        if self.replicas is not None and not self.min_replicas <= self.replicas <= self.max_replicas:
-            raise ValueError(
-                f"__replicas__ must lie within minReplicas..maxReplicas ({self.min_replicas}..{self.max_replicas}), got {self.replicas}"
-            )
-        if self.autoscaling == "hpa":
-            if "cpu" not in self.resources.requests:
-                raise ValueError("__resources.requests__ an HPA-scaled group needs a cpu request: utilization is relative to it")
-            if self.min_replicas < 1:
-                raise ValueError("__minReplicas__ an HPA keeps at least 1 replica; set minReplicas >= 1")
-        return self
-
-    @property
-    def initial_replicas(self) -> int:
-        return self.replicas if self.replicas is not None else self.min_replicas
-
-
 class AutoscalerOptions(Model):
     """KubeRay's in-tree Ray autoscaler (worker groups in `ray` mode)."""
 
@@ -179,20 +37,31 @@ class AutoscalerOptions(Model):
     idle_timeout_seconds: int = Field(default=60, ge=0, le=INT32_MAX, description="idle time before a worker is removed")
 
 
-class DashboardIngress(Model):
-    """An Ingress to the Ray dashboard (port 8265)."""
+# Ray token authentication exists from Ray 2.52.
+TOKEN_AUTH_MIN_RAY = (2, 52)
 
-    enabled: bool = Field(default=False, description="create the Ingress")
-    class_name: Optional[str] = Field(default=None, description="ingressClassName")
-    host: Optional[str] = Field(default=None, description="host name; empty matches any host")
-    path: str = Field(default="/", description="path prefix; the dashboard works under a sub-path")
 
-    @field_validator("path")
-    @classmethod
-    def _path(cls, path: str) -> str:
-        if not path.startswith("/"):
-            raise ValueError(f"must start with '/', got {path!r}")
-        return path
+def version_tuple(version: str) -> tuple[int, ...]:
+    """(2, 60, 0) for "2.60.0"; unparsable parts count as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in re.split(r"[.+-]", version)[:3])
+
+
+def gpu_variant(image: str) -> str:
+    """rayproject/ray:2.60.0-py311 -> rayproject/ray:2.60.0-py311-gpu (a tag that names CUDA is kept)."""
+    repository, _, tag = image.rpartition(":")
+    if not repository or "/" in tag or re.search(r"-(gpu|cu\d+)", tag):
+        return image
+    return f"{image}-gpu"
+
+
+class AuthSettings(Model):
+    """Who may use the cluster's dashboard, Jobs API and GCS."""
+
+    mode: Literal["token", "disabled"] = Field(
+        default="token",
+        description="token: KubeRay generates a token Secret and every Ray process requires it (Ray >= 2.52); "
+        "disabled: anyone who reaches the head can run code on it",
+    )
 
 
 class RayClusterSettings(Model):
@@ -212,6 +81,15 @@ class RayClusterSettings(Model):
     )
     ready_timeout_seconds: int = Field(default=900, ge=60, le=7200, description="how long `pulumi up` waits for the cluster")
     dashboard_ingress: DashboardIngress = Field(default_factory=DashboardIngress, description="dashboard Ingress")
+    upgrade_strategy: Literal["Recreate", "None"] = Field(
+        default="Recreate",
+        description="Recreate: a changed pod spec (image, Ray version) recreates all pods, ending running jobs; "
+        "None: running pods keep the old spec",
+    )
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="token authentication")
+    gcs_fault_tolerance: Optional[GcsFaultTolerance] = Field(
+        default=None, description="head fault tolerance (off by default): backend rocksdb or redis"
+    )
 
     @field_validator("name")
     @classmethod
@@ -245,20 +123,37 @@ class RayClusterSettings(Model):
     @model_validator(mode="after")
     def _versions(self) -> "RayClusterSettings":
         installed = installed_ray_version()
-        if self.allow_version_mismatch:
-            return self
-        if self.ray_version is not None and self.ray_version != installed:
+        version = self.effective_ray_version
+        if not self.allow_version_mismatch and self.ray_version is not None and self.ray_version != installed:
             raise ValueError(
                 f"__rayVersion__ {self.ray_version} differs from the installed ray client {installed}; "
                 "Ray needs the same version on both sides (set allowVersionMismatch: true to override)"
             )
-        version = self.effective_ray_version
-        if self.image is not None:
-            tag = self.image.rsplit(":", 1)[1] if ":" in self.image.rsplit("/", 1)[-1] else ""
+        if self.auth.mode == "token" and version_tuple(version) < TOKEN_AUTH_MIN_RAY:
+            raise ValueError(
+                f"__auth.mode__ token authentication needs Ray 2.52 or later (rayVersion is {version}); "
+                "upgrade Ray or set auth.mode: disabled"
+            )
+        if self.allow_version_mismatch:
+            return self
+        images = [("image", self.image)] + [(f"workerGroups.{index}.image", group.image) for index, group in enumerate(self.worker_groups)]
+        for key, image in images:
+            if image is None:
+                continue
+            tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
             if not tag.startswith(version):
                 raise ValueError(
-                    f"__image__ tag {tag or '(none)'!r} does not match rayVersion {version}; "
+                    f"__{key}__ tag {tag or '(none)'!r} does not match rayVersion {version}; "
                     "use a tag that starts with it (set allowVersionMismatch: true to override)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _group_idle_timeouts_need_v2(self) -> "RayClusterSettings":
+        for index, group in enumerate(self.worker_groups):
+            if group.idle_timeout_seconds is not None and self.autoscaler.version != "v2":
+                raise ValueError(
+                    f"__workerGroups.{index}.idleTimeoutSeconds__ per-group idle timeouts need autoscaler.version: v2"
                 )
         return self
 
@@ -269,3 +164,9 @@ class RayClusterSettings(Model):
     @property
     def effective_image(self) -> str:
         return self.image or f"{RAY_IMAGE_REPOSITORY}:{self.effective_ray_version}-{python_tag()}"
+
+    def image_for(self, group: WorkerGroup) -> str:
+        """A group's image: its own, else the cluster's (the -gpu variant for GPU groups)."""
+        if group.image:
+            return group.image
+        return gpu_variant(self.effective_image) if group.wants_gpu else self.effective_image

@@ -4,13 +4,13 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from raykube.settings.aws import AwsAccessSettings
 from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, MetricsSettings, NetworkSettings
 from raykube.settings.model import Model
 from raykube.settings.operator import OperatorSettings
-from raykube.settings.ray_cluster import RayClusterSettings
+from raykube.settings.ray_cluster import RayClusterSettings, version_tuple
 from raykube.targets import TARGETS, TargetName
 
 # The Kubernetes minor versions raykube renders for: the range the official
@@ -89,6 +89,30 @@ class Settings(Model):
         if aws.mode == "irsa" and target is not None and target != "eks":
             raise ValueError(f"__mode__ irsa needs the eks target (this stack's target is {target})")
         return aws
+
+    @model_validator(mode="after")
+    def _operator_supports_the_clusters(self) -> "Settings":
+        """Features the KubeRay operator must know, or it ignores them silently."""
+        operator = version_tuple(self.operator.version)
+        problems = []
+        for index, cluster in enumerate(self.ray_clusters):
+            needs = []
+            if cluster.auth.mode == "token":
+                needs.append(((1, 5, 1), "auth.mode", "token authentication (authOptions)", "set auth.mode: disabled"))
+            if cluster.upgrade_strategy == "Recreate":
+                needs.append(((1, 6, 0), "upgradeStrategy", "upgradeStrategy", "set upgradeStrategy: None"))
+            if cluster.gcs_fault_tolerance is not None and cluster.gcs_fault_tolerance.backend == "rocksdb":
+                needs.append(((1, 7, 0), "gcsFaultTolerance.backend", "the rocksdb GCS backend", "use backend: redis"))
+            for minimum, key, what, instead in needs:
+                if operator < minimum:
+                    problems.append(
+                        f"__{index}.{key}__ {what} needs KubeRay {'.'.join(map(str, minimum))} or later "
+                        f"(operator.version is {self.operator.version}): upgrade the operator or {instead}"
+                    )
+        if problems:
+            # One message per cluster key; pydantic reports the first, naming it.
+            raise ValueError(problems[0].replace("__", "__rayClusters.", 1))
+        return self
 
     # Effective values: the target profile fills what the stack left out.
     @property

@@ -1,0 +1,167 @@
+"""Ray pod groups: the head, worker groups, and how an HPA scales a worker pool."""
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping, Optional
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from components.quantity import parse_quantity
+from components.ray_node import GPU_RESOURCE
+from raykube.settings.model import DNS1123, INT32_MAX, Model
+
+
+def _check_quantities(values: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for resource, quantity in values.items():
+        parse_quantity(quantity)
+        out[resource] = str(quantity)
+    return out
+
+
+class ContainerResources(Model):
+    """Kubernetes requests and limits of a Ray container."""
+
+    requests: dict[str, str] = Field(default_factory=dict, description="resource requests, e.g. {cpu: '2', memory: 4Gi}")
+    limits: dict[str, str] = Field(default_factory=dict, description="resource limits; GPUs go here")
+
+    @field_validator("requests", "limits", mode="before")
+    @classmethod
+    def _quantities(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return _check_quantities(value)
+        return value
+
+    @field_validator("limits")
+    @classmethod
+    def _limits_cover_requests(cls, limits: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        for resource, request in (info.data.get("requests") or {}).items():
+            if resource in limits and parse_quantity(limits[resource]) < parse_quantity(request):
+                raise ValueError(f"limit {limits[resource]} for {resource} is below its request {request}")
+        return limits
+
+
+class RayGroup(Model):
+    """What the head group and every worker group share."""
+
+    resources: ContainerResources = Field(
+        default_factory=lambda: ContainerResources(requests={"cpu": "1", "memory": "2Gi"}, limits={"cpu": "1", "memory": "2Gi"}),
+        description="container requests/limits; Ray's CPU, memory and GPU counts are derived from them",
+    )
+    ray_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="overrides of the derived Ray resources (CPU, GPU, memory in bytes) plus custom resources",
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict, description="pod nodeSelector")
+    tolerations: list[dict[str, Any]] = Field(default_factory=list, description="pod tolerations")
+    affinity: Optional[dict[str, Any]] = Field(default=None, description="pod affinity")
+    labels: dict[str, str] = Field(default_factory=dict, description="extra pod labels")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables for the Ray container")
+    pod_template: dict[str, Any] = Field(
+        default_factory=dict, description="raw pod template merged last, for anything not covered above"
+    )
+
+    @field_validator("ray_resources")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if amount < 0:
+                raise ValueError(f"{name} must be >= 0, got {amount}")
+        return value
+
+    @property
+    def wants_gpu(self) -> bool:
+        return self.ray_resources.get("GPU", 0) > 0 or any(GPU_RESOURCE in part for part in (self.resources.requests, self.resources.limits))
+
+    @model_validator(mode="after")
+    def _gpus_need_limits(self) -> "RayGroup":
+        if self.wants_gpu and GPU_RESOURCE not in self.resources.limits:
+            # Raised from the group; the loader reports it on resources.limits.
+            raise ValueError(f"__resources.limits__ a GPU group needs a '{GPU_RESOURCE}' limit")
+        return self
+
+
+class HeadGroup(RayGroup):
+    """The Ray head pod."""
+
+    ray_resources: dict[str, float] = Field(
+        default_factory=lambda: {"CPU": 0.0},
+        description="default CPU 0: tasks never compete with the head's own processes",
+    )
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP", description="type of the <cluster>-head-svc Service"
+    )
+
+
+class ScaleUpPolicy(Model):
+    """How fast an HPA may add pods."""
+
+    stabilization_window_seconds: int = Field(default=0, ge=0, le=3600, description="scale-up stabilization")
+    pods: int = Field(default=4, ge=1, le=INT32_MAX, description="at most this many pods added per period")
+    percent: int = Field(default=100, ge=1, le=INT32_MAX, description="or at most this percent of current pods per period")
+    period_seconds: int = Field(default=15, ge=1, le=1800, description="policy period")
+
+
+class HpaSettings(Model):
+    """The HorizontalPodAutoscaler of a worker group in `hpa` mode."""
+
+    target_cpu_utilization_percent: int = Field(default=50, ge=1, le=100, description="average CPU utilization, relative to requests")
+    scale_up: ScaleUpPolicy = Field(default_factory=ScaleUpPolicy, description="scale-up behaviour")
+
+
+class WorkerGroup(RayGroup):
+    """One kind of Ray worker (CPU, GPU, ...)."""
+
+    name: str = Field(description="group name (DNS-1123 label)")
+    autoscaling: Literal["ray", "hpa", "fixed"] = Field(
+        default="ray",
+        description="ray: KubeRay's autoscaler; hpa: a Deployment scaled by an HPA on CPU; fixed: `replicas` pods",
+    )
+    replicas: Optional[int] = Field(default=None, ge=0, le=INT32_MAX, description="initial (ray) or fixed count; default minReplicas")
+    min_replicas: int = Field(default=0, ge=0, le=INT32_MAX, description="fewest workers")
+    max_replicas: int = Field(default=4, ge=0, le=INT32_MAX, description="most workers")
+    hpa: HpaSettings = Field(default_factory=HpaSettings, description="HPA settings (autoscaling: hpa)")
+    termination_grace_period_seconds: int = Field(
+        default=300, ge=30, le=86400, description="time a draining worker gets to finish its tasks"
+    )
+    image: Optional[str] = Field(
+        default=None,
+        description="this group's image; default the cluster's, or its -gpu variant for a group that requests nvidia.com/gpu",
+    )
+    idle_timeout_seconds: Optional[int] = Field(
+        default=None, ge=0, le=INT32_MAX,
+        description="autoscaling ray, autoscaler v2: idle time before this group's workers go; default autoscaler.idleTimeoutSeconds",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if len(name) > 40 or not DNS1123.match(name):
+            raise ValueError(f"{name!r} must be a DNS-1123 label (lowercase letters, digits, '-') of at most 40 characters")
+        return name
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _min_le_max(cls, maximum: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("min_replicas")
+        if minimum is not None and minimum > maximum:
+            raise ValueError(f"must be >= minReplicas ({minimum}), got {maximum}")
+        return maximum
+
+    @model_validator(mode="after")
+    def _group_rules(self) -> "WorkerGroup":
+        if self.replicas is not None and not self.min_replicas <= self.replicas <= self.max_replicas:
+            raise ValueError(
+                f"__replicas__ must lie within minReplicas..maxReplicas ({self.min_replicas}..{self.max_replicas}), got {self.replicas}"
+            )
+        if self.idle_timeout_seconds is not None and self.autoscaling != "ray":
+            raise ValueError("__idleTimeoutSeconds__ only Ray's autoscaler removes idle workers: set it on groups with autoscaling: ray")
+        if self.autoscaling == "hpa":
+            if "cpu" not in self.resources.requests:
+                raise ValueError("__resources.requests__ an HPA-scaled group needs a cpu request: utilization is relative to it")
+            if self.min_replicas < 1:
+                raise ValueError("__minReplicas__ an HPA keeps at least 1 replica; set minReplicas >= 1")
+        return self
+
+    @property
+    def initial_replicas(self) -> int:
+        return self.replicas if self.replicas is not None else self.min_replicas
