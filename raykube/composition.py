@@ -18,6 +18,7 @@ from components.kuberay_crds import KubeRayCrds
 from components.kuberay_operator import KubeRayOperator
 from components.metrics_server import MetricsServer
 from components.ray_cluster import RayCluster
+from components.ray_job import RayJob
 from components.ray_worker_pool import RayWorkerPool
 from raykube.aws_access import RayAwsAccess, aws_access
 from raykube.settings import RayClusterSettings, Settings
@@ -173,6 +174,43 @@ def _worker_pools(settings: Settings, cluster: RayClusterSettings, ray_aws: RayA
     return pools
 
 
+def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tuple[str, str], RayCluster], ray_aws: RayAwsAccess, opts: pulumi.ResourceOptions) -> dict[str, Any]:
+    """One RayJob per rayJobs[] entry: on its own cluster (with the stack's AWS
+    access and token auth), or on a RayCluster of the stack."""
+    outputs = {}
+    for job in settings.ray_jobs:
+        defaults = RayClusterSettings(namespace=job.namespace, worker_groups=job.worker_groups)
+        args: dict[str, Any] = {
+            "namespace": job.namespace,
+            "job_name": job.name,
+            "entrypoint": job.entrypoint,
+            "runtime_env": job.runtime_env,
+            "submission_mode": job.submission_mode,
+            "backoff_limit": job.backoff_limit,
+            "active_deadline_seconds": job.active_deadline_seconds,
+            "shutdown_after_job_finishes": job.effective_shutdown,
+            "ttl_seconds_after_finished": job.ttl_seconds_after_finished,
+        }
+        waits_for: list[pulumi.Resource] = [operators[job.namespace], *ray_aws.depends_on]
+        if job.cluster:
+            args["cluster_selector"] = job.cluster
+            waits_for.append(clusters[(job.namespace, job.cluster)])
+        else:
+            args.update(
+                ray_version=defaults.effective_ray_version,
+                image=defaults.effective_image,
+                head=_group_args(job.head),
+                worker_groups=[_worker_group_args(defaults, group) for group in job.worker_groups],
+                autoscaler=job.autoscaler.model_dump(),
+                injection=ray_aws.injection,
+                service_account_name=ray_aws.service_account,
+                auth_mode=defaults.auth.mode,
+            )
+        ray_job = RayJob(f"{job.namespace}-{job.name}", args, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)))
+        outputs[f"{job.namespace}/{job.name}"] = {"statusCommand": ray_job.status_command}
+    return outputs
+
+
 def build(settings: Settings) -> StackResult:
     """Create every resource of the stack."""
     provider = kubernetes_provider(settings)
@@ -202,6 +240,7 @@ def build(settings: Settings) -> StackResult:
     ray_aws = aws_access(settings, namespaces, k8s_opts, result.outputs)
 
     cluster_outputs: dict[str, Any] = {}
+    ray_clusters: dict[tuple[str, str], RayCluster] = {}
     for cluster in settings.ray_clusters:
         ray_cluster = RayCluster(
             f"{cluster.namespace}-{cluster.name}",
@@ -210,6 +249,7 @@ def build(settings: Settings) -> StackResult:
                 component_opts, pulumi.ResourceOptions(depends_on=[operators[cluster.namespace], *ray_aws.depends_on])
             ),
         )
+        ray_clusters[(cluster.namespace, cluster.name)] = ray_cluster
         # Pool workers join a ready head; their HPA needs metrics to act on.
         pools = _worker_pools(settings, cluster, ray_aws, [ray_cluster, *([metrics_server] if metrics_server else [])], component_opts)
         cluster_outputs[f"{cluster.namespace}/{cluster.name}"] = {
@@ -223,4 +263,6 @@ def build(settings: Settings) -> StackResult:
             "hpaWorkerPools": pools,
         }
     result.outputs["rayClusters"] = cluster_outputs
+    if settings.ray_jobs:
+        result.outputs["rayJobs"] = _ray_jobs(settings, operators, ray_clusters, ray_aws, component_opts)
     return result

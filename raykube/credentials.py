@@ -162,7 +162,7 @@ def _minutes(delta: timedelta) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m raykube.credentials", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="raykube credentials", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     commands = parser.add_subparsers(dest="command", required=True)
     renew_parser = commands.add_parser("renew", help="assume the role again and update every Ray namespace's Secret")

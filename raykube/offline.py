@@ -68,6 +68,8 @@ class Registered:
     secret_paths: list[str] = field(default_factory=list)
     provider: str = ""
     retain_on_delete: bool = False
+    replace_on_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
     transforms: int = 0  # resource transforms registered with the engine (they reach remote components' children)
     # The same with secret values in place: for schema checks in tests, never written out.
     revealed_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -99,6 +101,8 @@ class RecordingMonitor(MockMonitor):
                     provider=request.provider,
                     retain_on_delete=bool(request.retainOnDelete),
                     transforms=len(request.transforms),
+                    replace_on_changes=list(request.replaceOnChanges),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                     revealed_inputs=_plain_numbers(_unwrap(wire, "", [], reveal=True)),
                 )
             )

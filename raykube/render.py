@@ -125,7 +125,7 @@ def render(stack_file: StackFile, out: Path) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m raykube.render", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="raykube render", description=__doc__.split("\n\n")[0])
     add_stack_arguments(parser, default="local")
     parser.add_argument("--out", type=Path, default=Path("render"), help="output folder, replaced (default ./render)")
     args = parser.parse_args(argv)

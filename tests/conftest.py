@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -142,3 +144,97 @@ def control_plane(tmp_path_factory):
         yield plane
     finally:
         plane.stop()
+
+
+BUCKET, OTHER = "ray-input", "not-ours"
+
+
+# --- AWS: roles made from the program's own documents, in the session's moto ---
+
+def program_role_documents(bucket: str, principals: list[str]) -> tuple[str, str]:
+    """The trust and permission policies the program itself creates for a secret-mode stack."""
+    config = {**stack_file_config("local"), "raykube:awsAccess": {
+        "mode": "secret", "region": "us-east-1", "bucket": bucket, "trustedPrincipals": principals}}
+    result = run_program(config, "local")
+    (role,) = result.of_type("aws:iam/role:Role")
+    (policy,) = result.of_type("aws:iam/rolePolicy:RolePolicy")
+    return role.inputs["assumeRolePolicy"], policy.inputs["policy"]
+
+
+def create_program_role(iam, name: str, bucket: str, principals: list[str]) -> str:
+    trust, policy = program_role_documents(bucket, principals)
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]
+    iam.put_role_policy(RoleName=name, PolicyName="bucket", PolicyDocument=policy)
+    return role["Arn"]
+
+
+@pytest.fixture(scope="session")
+def aws(moto_server):
+    """A deployer who may call sts:AssumeRole; roles made from the program's own
+    policy documents (one trusting the deployer, one for a missing bucket, one
+    trusting someone else); two buckets."""
+    iam, s3 = moto_server.admin_client("iam"), moto_server.admin_client("s3")
+    for bucket in (BUCKET, OTHER):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="wine.csv", Body=b"quality,alcohol\n5,9.4\n")
+    iam.create_user(UserName="deployer")
+    iam.put_user_policy(
+        UserName="deployer", PolicyName="assume",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}),
+    )
+    key = iam.create_access_key(UserName="deployer")["AccessKey"]
+    deployer = moto_server.client("sts", key["AccessKeyId"], key["SecretAccessKey"]).get_caller_identity()["Arn"]
+    return {
+        "keys": (key["AccessKeyId"], key["SecretAccessKey"]),
+        "deployer": deployer,
+        "role": create_program_role(iam, "raykube-test-ray-s3", BUCKET, [deployer]),
+        "missing": create_program_role(iam, "raykube-missing-bucket", "no-such-bucket", [deployer]),
+        "locked": create_program_role(iam, "locked", BUCKET, ["arn:aws:iam::123456789012:user/someone-else"]),
+    }
+
+
+@pytest.fixture
+def as_deployer(aws, monkeypatch):
+    """The bridge runs in the Pulumi provider process with the deployer's own credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", aws["keys"][0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", aws["keys"][1])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def write_like_kubelet(directory: Path, files: dict[str, str]) -> None:
+    """Update a Secret volume the way the kubelet does: a new timestamped folder,
+    then an atomic swap of the `..data` link that the visible files point through."""
+    directory.mkdir(exist_ok=True)
+    version = directory / f"..{time.time_ns()}"
+    version.mkdir()
+    for key, text in files.items():
+        (version / key).write_text(text)
+        if not (directory / key).is_symlink():
+            (directory / key).symlink_to(Path("..data") / key)
+    staging = directory / "..data_tmp"
+    staging.symlink_to(version.name)
+    staging.replace(directory / "..data")
+
+
+@pytest.fixture
+def moto_in_sandbox(moto_server, ray_head, tmp_path):
+    """moto listens in the host's network; a relay carries it into the sandbox's loopback."""
+    socket_path = str(tmp_path / "moto.sock")
+    bridge_script = str(Path(__file__).with_name("unix_tcp_bridge.py"))
+    host_side = subprocess.Popen([sys.executable, bridge_script, "unix-to-tcp", socket_path, "127.0.0.1", str(moto_server.port)])
+    inside = None
+    try:
+        for _ in range(50):
+            if Path(socket_path).exists():
+                break
+            time.sleep(0.1)
+        inside = ray_head.spawn([sys.executable, bridge_script, "tcp-to-unix", "127.0.0.5", "4566", socket_path], "moto-bridge")
+        time.sleep(1)
+        yield "http://127.0.0.5:4566"
+    finally:
+        if inside is not None:
+            ray_head.signal(inside, 9)
+        host_side.kill()
+
+

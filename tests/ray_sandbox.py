@@ -35,6 +35,7 @@ class RaySandbox:
         )
         self.head_ip = "127.0.0.2"
         self.gcs_address = f"{self.head_ip}:6379"
+        self.dashboard_port = 8265
         self.auth_token = secrets.token_hex(16)
         self.env = {
             "RAY_AUTH_MODE": "token",
@@ -80,7 +81,9 @@ class RaySandbox:
     def start_head(self, start_args: Sequence[str], memory: int) -> None:
         self.check(
             [RAY, "start", "--head", f"--node-ip-address={self.head_ip}", "--port=6379",
-             f"--temp-dir={self.workdir}/ray", "--include-dashboard=false", "--disable-usage-stats",
+             f"--temp-dir={self.workdir}/ray", "--disable-usage-stats",
+             # The dashboard serves the Jobs API, as on a KubeRay head.
+             "--include-dashboard=true", f"--dashboard-host={self.head_ip}", f"--dashboard-port={self.dashboard_port}",
              f"--object-store-memory={OBJECT_STORE_BYTES}", *self._with_memory(start_args, memory)],
             timeout=180,
         )

@@ -123,6 +123,8 @@ SECTIONS = [
     ("local", ("rayClusters", 0, "workerGroups", 0), None),
     ("eks", ("rayClusters", 0, "workerGroups", 1), None),
     ("gke", ("rayClusters", 1, "workerGroups", 0), None),
+    ("eks", ("rayJobs", 0), None),
+    ("gke", ("rayJobs", 0), None),
     ("eks", ("rayClusters", 0, "gcsFaultTolerance"), {"backend": "rocksdb", "storage": {"size": "10Gi"}}),
     ("eks", ("rayClusters", 0, "gcsFaultTolerance"), {"backend": "redis", "redis": {"address": "redis:6379"}}),
 ]
@@ -183,7 +185,7 @@ def sweep_cases() -> list[tuple[str, tuple, Any, str, Any]]:
             prefix, model, base = todo.pop()
             for field in model.model_fields.values():
                 nested = _inner_model(field.annotation)
-                if nested is not None and field.alias not in ("workerGroups", "rayClusters"):
+                if nested is not None and field.alias not in ("workerGroups", "rayClusters", "rayJobs"):
                     # An optional section with required fields is swept where a SECTIONS entry fills them.
                     if field.alias in base or not _has_required_fields(nested):
                         todo.append(((*prefix, field.alias), nested, base.get(field.alias) or {}))
@@ -220,7 +222,8 @@ def test_the_sweep_covers_every_bounded_setting():
                      (("rayClusters", 0), "upgradeStrategy"), (("rayClusters", 0), "auth.mode"),
                      (("rayClusters", 0, "workerGroups", 1), "idleTimeoutSeconds"),
                      (("rayClusters", 0, "gcsFaultTolerance"), "storage.deletionPolicy"),
-                     (("rayClusters", 0, "gcsFaultTolerance"), "backend")]:
+                     (("rayClusters", 0, "gcsFaultTolerance"), "backend"),
+                     (("rayJobs", 0), "submissionMode"), (("rayJobs", 0), "backoffLimit")]:
         assert expected in swept
 
 

@@ -9,7 +9,7 @@ import yaml
 
 from raykube.settings import Settings
 from tests.conftest import ROOT, STACKS
-from tests.upstream import validate_kubernetes, validate_raycluster
+from tests.upstream import validate_kubernetes, validate_kuberay
 
 
 def test_project_file_declares_python_pip_venv_and_stack_dir():
@@ -40,7 +40,7 @@ def test_every_stack_renders_valid_objects(stack_runs, stack):
     assert objects, "a stack creates Kubernetes objects"
     for resource in objects:
         if resource.inputs["apiVersion"] == "ray.io/v1":
-            validate_raycluster(resource.revealed_inputs)
+            validate_kuberay(resource.revealed_inputs)
         else:
             validate_kubernetes(resource.revealed_inputs, version)
 

@@ -86,6 +86,15 @@ INVALID = [
     ("idle timeout on a fixed group", group(autoscaling="fixed", replicas=1, idleTimeoutSeconds=30), "raykube:rayClusters[0].workerGroups[0].idleTimeoutSeconds"),
     ("per-group idle timeout with autoscaler v1", cluster(autoscaler={"version": "v1"}, workerGroups=[{"name": "cpu", "idleTimeoutSeconds": 30}]), "raykube:rayClusters[0].workerGroups[0].idleTimeoutSeconds"),
     ("group image tag differs from rayVersion", group(image="rayproject/ray:2.9.0-py311"), "raykube:rayClusters[0].workerGroups[0].image"),
+    ("RayJob without an entrypoint", {"rayJobs": [{"name": "j"}]}, "raykube:rayJobs[0].entrypoint"),
+    ("RayJob name with capitals", {"rayJobs": [{"name": "Wine", "entrypoint": "python job.py"}]}, "raykube:rayJobs[0].name"),
+    ("RayJob in a namespace without an operator", {"rayJobs": [{"name": "j", "namespace": "elsewhere", "entrypoint": "python job.py"}]}, "raykube:rayJobs[0].namespace"),
+    ("RayJob on a cluster the stack does not have", {"rayJobs": [{"name": "j", "cluster": "nope", "entrypoint": "python job.py"}]}, "raykube:rayJobs[0].cluster"),
+    ("RayJob on a cluster, told to delete it", {"rayJobs": [{"name": "j", "cluster": "raycluster", "shutdownAfterJobFinishes": True, "entrypoint": "x"}]}, "raykube:rayJobs[0].shutdownAfterJobFinishes"),
+    ("RayJob on a cluster, with workers of its own", {"rayJobs": [{"name": "j", "cluster": "raycluster", "workerGroups": [], "entrypoint": "x"}]}, "raykube:rayJobs[0].workerGroups"),
+    ("RayJob worker group scaled by an HPA", {"rayJobs": [{"name": "j", "entrypoint": "x", "workerGroups": [{"name": "g", "autoscaling": "hpa", "minReplicas": 1, "resources": {"requests": {"cpu": "1"}}}]}]}, "raykube:rayJobs[0].workerGroups[0].autoscaling"),
+    ("unknown RayJob submission mode", {"rayJobs": [{"name": "j", "entrypoint": "x", "submissionMode": "Interactive"}]}, "raykube:rayJobs[0].submissionMode"),
+    ("two RayJobs of one name", {"rayJobs": [{"name": "j", "entrypoint": "x"}, {"name": "j", "entrypoint": "y"}]}, "raykube:rayJobs[1].name"),
     ("renew window longer than the session", {"awsAccess": {"sessionDurationSeconds": 900, "renewBeforeSeconds": 900}}, "raykube:awsAccess.renewBeforeSeconds"),
 ]
 

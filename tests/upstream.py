@@ -20,9 +20,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT.parent / "shared" / "upstream"
 RAYCLUSTER_CRD = "kuberay/ray-operator/config/crd/bases/ray.io_rayclusters.yaml"
+RAYJOB_CRD = "kuberay/ray-operator/config/crd/bases/ray.io_rayjobs.yaml"
 KUBERAY_CRDS = (
     RAYCLUSTER_CRD,
-    "kuberay/ray-operator/config/crd/bases/ray.io_rayjobs.yaml",
+    RAYJOB_CRD,
     "kuberay/ray-operator/config/crd/bases/ray.io_rayservices.yaml",
 )
 KUBERAY_OPERATOR_VALUES = "kuberay/helm-chart/kuberay-operator/values.yaml"
@@ -68,18 +69,31 @@ def _closed(schema: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def raycluster_validator() -> jsonschema.protocols.Validator:
-    crd = _load(RAYCLUSTER_CRD)
+def crd_validator(crd_file: str) -> jsonschema.protocols.Validator:
+    crd = _load(crd_file)
     version = next(item for item in crd["spec"]["versions"] if item["name"] == "v1")
     schema = _closed(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
     return jsonschema.Draft7Validator(schema)
 
 
-def validate_raycluster(obj: dict[str, Any]) -> None:
-    errors = sorted(raycluster_validator().iter_errors(obj), key=lambda error: list(error.absolute_path))
+def _validate_custom(obj: dict[str, Any], crd_file: str) -> None:
+    errors = sorted(crd_validator(crd_file).iter_errors(obj), key=lambda error: list(error.absolute_path))
     if errors:
         details = "\n".join(f"  {'.'.join(map(str, error.absolute_path))}: {error.message[:300]}" for error in errors[:10])
-        raise AssertionError(f"RayCluster {obj.get('metadata', {}).get('name')} fails the KubeRay v1.7.0 schema:\n{details}")
+        raise AssertionError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')} fails the KubeRay v1.7.0 schema:\n{details}")
+
+
+def validate_raycluster(obj: dict[str, Any]) -> None:
+    _validate_custom(obj, RAYCLUSTER_CRD)
+
+
+def validate_rayjob(obj: dict[str, Any]) -> None:
+    _validate_custom(obj, RAYJOB_CRD)
+
+
+def validate_kuberay(obj: dict[str, Any]) -> None:
+    """A ray.io/v1 object against the schema of its kind."""
+    {"RayCluster": validate_raycluster, "RayJob": validate_rayjob}[obj["kind"]](obj)
 
 
 def validate_kubernetes(obj: dict[str, Any], version: str) -> None:

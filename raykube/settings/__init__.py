@@ -24,12 +24,13 @@ from raykube.settings.ray_cluster import (
     python_tag,
     version_tuple,
 )
+from raykube.settings.ray_jobs import RayJobSettings
 from raykube.settings.ray_groups import ContainerResources, HeadGroup, HpaSettings, RayGroup, ScaleUpPolicy, WorkerGroup
 from raykube.settings.stack import KUBERNETES_MINOR_RANGE, Settings
 
 __all__ = [
     "NGINX_INGRESS_CLASSES", "AuthSettings", "GcsFaultTolerance", "GcsStorage", "IngressTls", "RedisSettings",
-    "SecretKey", "gpu_variant", "version_tuple",
+    "SecretKey", "gpu_variant", "version_tuple", "RayJobSettings",
     "INT32_MAX", "KUBERNETES_MINOR_RANGE", "PROJECT", "RAY_CLUSTER_NAME_MAX", "AutoscalerOptions", "AutoscalingSettings",
     "AwsAccessSettings", "ContainerResources", "DashboardIngress", "HeadGroup", "HpaSettings", "KubeadmSettings",
     "MetricsSettings", "NetworkSettings", "OperatorImage", "OperatorSettings", "RayClusterSettings", "RayGroup",

@@ -11,6 +11,7 @@ from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, Metri
 from raykube.settings.model import Model
 from raykube.settings.operator import OperatorSettings
 from raykube.settings.ray_cluster import RayClusterSettings, version_tuple
+from raykube.settings.ray_jobs import RayJobSettings
 from raykube.targets import TARGETS, TargetName
 
 # The Kubernetes minor versions raykube renders for: the range the official
@@ -34,6 +35,7 @@ class Settings(Model):
         default_factory=lambda: [RayClusterSettings()], description="Ray clusters, each in its namespace"
     )
     aws_access: AwsAccessSettings = Field(default_factory=AwsAccessSettings, description="AWS access for Ray jobs")
+    ray_jobs: list[RayJobSettings] = Field(default_factory=list, description="RayJobs: jobs KubeRay runs, each on its own cluster or a RayCluster")
 
     @field_validator("kubernetes_version", mode="before")
     @classmethod
@@ -89,6 +91,24 @@ class Settings(Model):
         if aws.mode == "irsa" and target is not None and target != "eks":
             raise ValueError(f"__mode__ irsa needs the eks target (this stack's target is {target})")
         return aws
+
+    @model_validator(mode="after")
+    def _jobs_have_an_operator_and_their_cluster(self) -> "Settings":
+        namespaces = self.namespaces
+        clusters = {(cluster.namespace, cluster.name) for cluster in self.ray_clusters}
+        seen: set[tuple[str, str]] = set()
+        for index, job in enumerate(self.ray_jobs):
+            if job.namespace not in namespaces:
+                raise ValueError(
+                    f"__rayJobs.{index}.namespace__ {job.namespace!r} has no KubeRay operator: use a namespace of rayClusters[] ({', '.join(namespaces)})"
+                )
+            if job.cluster is not None and (job.namespace, job.cluster) not in clusters:
+                names = sorted(name for namespace, name in clusters if namespace == job.namespace)
+                raise ValueError(f"__rayJobs.{index}.cluster__ no RayCluster {job.cluster!r} in namespace {job.namespace} (there: {', '.join(names)})")
+            if (job.namespace, job.name) in seen:
+                raise ValueError(f"__rayJobs.{index}.name__ duplicate RayJob {job.name!r} in namespace {job.namespace}")
+            seen.add((job.namespace, job.name))
+        return self
 
     @model_validator(mode="after")
     def _operator_supports_the_clusters(self) -> "Settings":

@@ -1,0 +1,108 @@
+"""RayJob: a KubeRay `ray.io/v1` RayJob, on a cluster of its own or on an existing RayCluster."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.ray_cluster import AutoscalerArgs, HeadGroupArgs, WorkerGroupArgs, ray_cluster_spec
+from components.ray_pod import SecretInjection
+
+
+class RayJobArgs(TypedDict, total=False):
+    """Arguments of RayJob.
+
+    namespace: namespace of the job; a KubeRay operator must watch it (required, plain string).
+    job_name: metadata.name (default: the component's name; plain string).
+    entrypoint: the command the job runs (required).
+    runtime_env: Ray runtime environment (pip, env_vars, working_dir as a remote URI) (default {}).
+    cluster_selector: name of an existing RayCluster in the namespace to run on (default: a cluster of its own).
+    ray_version, image: of the job's own cluster (required without cluster_selector).
+    head, worker_groups, autoscaler, injection, service_account_name, auth_mode: the job's own
+        cluster, as for RayCluster (defaults as there).
+    shutdown_after_job_finishes: delete the own cluster when the job ends (default True; False with cluster_selector).
+    ttl_seconds_after_finished: how long the finished own cluster stays (default 300).
+    active_deadline_seconds: fail the job after this long (default none).
+    backoff_limit: retries of a failed job (default 0).
+    submission_mode: K8sJobMode, HTTPMode or SidecarMode (default K8sJobMode).
+    """
+
+    namespace: str
+    job_name: str
+    entrypoint: pulumi.Input[str]
+    runtime_env: pulumi.Input[Mapping[str, Any]]
+    cluster_selector: Optional[str]
+    ray_version: pulumi.Input[str]
+    image: pulumi.Input[str]
+    head: pulumi.Input[HeadGroupArgs]
+    worker_groups: pulumi.Input[Sequence[WorkerGroupArgs]]
+    autoscaler: pulumi.Input[AutoscalerArgs]
+    injection: pulumi.Input[SecretInjection]
+    service_account_name: pulumi.Input[Optional[str]]
+    auth_mode: pulumi.Input[str]
+    shutdown_after_job_finishes: pulumi.Input[bool]
+    ttl_seconds_after_finished: pulumi.Input[int]
+    active_deadline_seconds: pulumi.Input[Optional[int]]
+    backoff_limit: pulumi.Input[int]
+    submission_mode: pulumi.Input[str]
+
+
+_CLUSTER_KEYS = ("ray_version", "image", "head", "worker_groups", "autoscaler", "injection", "service_account_name", "auth_mode")
+
+
+def ray_job_spec(args: Mapping[str, Any]) -> dict[str, Any]:
+    """The RayJob `spec` for resolved (plain) arguments."""
+    selector = args.get("cluster_selector")
+    spec: dict[str, Any] = {
+        "entrypoint": args["entrypoint"],
+        "submissionMode": args.get("submission_mode") or "K8sJobMode",
+        "backoffLimit": args.get("backoff_limit", 0),
+    }
+    if args.get("runtime_env"):
+        # KubeRay takes the runtime environment as YAML text.
+        spec["runtimeEnvYAML"] = yaml.safe_dump(dict(args["runtime_env"]), sort_keys=True)
+    if args.get("active_deadline_seconds"):
+        spec["activeDeadlineSeconds"] = args["active_deadline_seconds"]
+    if selector:
+        spec["clusterSelector"] = {"ray.io/cluster": selector}
+        spec["shutdownAfterJobFinishes"] = False
+    else:
+        cluster_args = {key: args[key] for key in _CLUSTER_KEYS if key in args}
+        spec["rayClusterSpec"] = ray_cluster_spec(cluster_args)
+        # A job's cluster is never upgraded in place: KubeRay makes a new one per run.
+        spec["rayClusterSpec"].pop("upgradeStrategy", None)
+        shutdown = args.get("shutdown_after_job_finishes", True)
+        spec["shutdownAfterJobFinishes"] = shutdown
+        if shutdown:
+            spec["ttlSecondsAfterFinished"] = args.get("ttl_seconds_after_finished", 300)
+    return spec
+
+
+class RayJob(pulumi.ComponentResource):
+    """A KubeRay RayJob. A changed spec replaces it (a new run): KubeRay does not rerun a job in place."""
+
+    job_name: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+    status_command: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RayJobArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("raykube:index:RayJob", name, None, opts)
+        namespace = args["namespace"]
+        job_name = args.get("job_name") or name
+        spec = pulumi.Output.from_input(dict(args)).apply(ray_job_spec)
+        self.resource = k8s.apiextensions.CustomResource(
+            f"{name}-rayjob",
+            api_version="ray.io/v1",
+            kind="RayJob",
+            metadata={"name": job_name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "raykube"}},
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["spec"], delete_before_replace=True),
+        )
+        self.job_name = pulumi.Output.from_input(job_name)
+        self.namespace = pulumi.Output.from_input(namespace)
+        self.status_command = pulumi.Output.from_input(
+            f"kubectl -n {namespace} get rayjob {job_name} -o jsonpath='{{.status.jobStatus}} {{.status.jobDeploymentStatus}}'"
+        )
+        self.register_outputs({"job_name": self.job_name, "namespace": self.namespace, "status_command": self.status_command})

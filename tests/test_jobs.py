@@ -1,0 +1,330 @@
+"""Ray jobs on the cluster: the seed's wine-quality workload through `raykube jobs submit`,
+failures, unreachable addresses, refused tokens, version mismatches, dropped connections."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.aws_role_bridge import ray_container_env, secret_data
+from tests.conftest import ROOT, write_like_kubelet
+
+EXAMPLE = ROOT / "examples" / "wine_shap"
+BRIDGE = str(Path(__file__).with_name("unix_tcp_bridge.py"))
+WINE_BUCKET = "wine-data"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class JobsApiProxy:
+    """The Jobs API of the sandbox's head, on 127.0.0.1:<port> of this host, through
+    a relay that a test can cut and restore (as a port-forward or a load balancer drops)."""
+
+    def __init__(self, ray_head, directory: Path):
+        self.socket_path = str(directory / "jobs.sock")
+        self.inside = ray_head.spawn([sys.executable, BRIDGE, "unix-to-tcp", self.socket_path, ray_head.head_ip, str(ray_head.dashboard_port)], "jobs-bridge")
+        for _ in range(50):
+            if Path(self.socket_path).exists():
+                break
+            time.sleep(0.1)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+        self.start()
+        self.ray_head = ray_head
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, BRIDGE, "tcp-to-unix", "127.0.0.1", str(self.port), self.socket_path])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the Jobs API relay did not start")
+
+    def cut(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def close(self) -> None:
+        self.cut()
+        self.ray_head.signal(self.inside, 9)
+
+
+@pytest.fixture(scope="module")
+def jobs_api(ray_head, tmp_path_factory):
+    """The Jobs API, and a worker node with 2 CPUs for the jobs' tasks (the head has none)."""
+    from tests.ray_sandbox import OBJECT_STORE_BYTES, RAY
+
+    worker = ray_head.spawn([RAY, "start", f"--address={ray_head.gcs_address}", "--node-ip-address=127.0.0.8", "--num-cpus=2",
+                             f"--memory={2 * 2**30}", f"--object-store-memory={OBJECT_STORE_BYTES}", "--block"], "jobs-worker")
+    proxy = JobsApiProxy(ray_head, tmp_path_factory.mktemp("jobs"))
+    try:
+        assert "127.0.0.8" in {node["NodeManagerAddress"] for node in ray_head.wait_for_nodes(2)}, ray_head.log("jobs-worker")
+        yield proxy
+    finally:
+        proxy.close()
+        ray_head.signal(worker, 15)
+        ray_head.wait(worker, timeout=120)
+
+
+@pytest.fixture
+def with_token(ray_head, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head.auth_token)
+
+
+def jobs(*argv: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "raykube.jobs", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+# --- the seed's workload, end to end ----------------------------------------------
+
+def test_wine_shap_job_runs_on_the_cluster_and_writes_its_plots(jobs_api, ray_head, moto_server, aws, moto_in_sandbox, tmp_path, monkeypatch):
+    from components.assumed_role_credentials import AssumedRoleCredentialsProvider
+    from PIL import Image
+    from tests.conftest import create_program_role
+
+    # A bucket of its own, seeded by the example's seeding command as its owner would.
+    admin = moto_server.admin_client("s3")
+    admin.create_bucket(Bucket=WINE_BUCKET)
+    admin_key = moto_server.admin
+    seeded = subprocess.run(
+        [sys.executable, "seed.py", "--bucket", WINE_BUCKET], cwd=EXAMPLE, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": admin_key[0], "AWS_SECRET_ACCESS_KEY": admin_key[1],
+             "AWS_ENDPOINT_URL": moto_server.url, "AWS_REGION": "us-east-1"})
+    assert seeded.returncode == 0, seeded.stderr
+    assert "uploaded s3://wine-data/wine/wine.csv" in seeded.stdout
+    # Credentials as raykube gives them to Ray pods: the role's files on a volume, the config's path in env.
+    role = create_program_role(moto_server.admin_client("iam"), "raykube-wine-ray-s3", WINE_BUCKET, [aws["deployer"]])
+    with monkeypatch.context() as deployer:  # `pulumi up` assumes the role with the deployer's own keys
+        deployer.setenv("AWS_ACCESS_KEY_ID", aws["keys"][0])
+        deployer.setenv("AWS_SECRET_ACCESS_KEY", aws["keys"][1])
+        credentials = AssumedRoleCredentialsProvider().create({
+            "role_arn": role, "region": "us-east-1", "endpoint_url": moto_server.url, "duration_seconds": 3600, "bucket": WINE_BUCKET}).outs
+    mount = tmp_path / "aws"
+    write_like_kubelet(mount, secret_data(credentials, "us-east-1", str(mount)))
+    runtime_env = tmp_path / "runtime_env.yaml"
+    env_vars = {**ray_container_env("us-east-1", str(mount)), "AWS_ENDPOINT_URL": moto_in_sandbox,
+                "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    runtime_env.write_text(json.dumps({"env_vars": env_vars}))
+
+    done = jobs("submit", "--address", jobs_api.url, "--working-dir", str(EXAMPLE), "--runtime-env", str(runtime_env),
+                "--", "python", "job.py", "--bucket", WINE_BUCKET, "--rows", "16", "--chunks", "2",
+                env={"RAY_AUTH_TOKEN": ray_head.auth_token})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "read 178 wines, 13 features" in done.stdout
+    assert "SUCCEEDED" in done.stderr
+    written = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("wrote s3://")]
+    keys = {uri.split("/", 3)[3]: uri for uri in written}
+    assert {key.rsplit("/", 1)[1] for key in keys} == {"shap_summary.png", "comparison.png", "results.json"}
+    for key in keys:
+        body = admin.get_object(Bucket=WINE_BUCKET, Key=key)["Body"].read()
+        if key.endswith(".png"):
+            image = Image.open(io.BytesIO(body))
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 200
+        else:
+            results = json.loads(body)
+    # The job's Ray-parallel values against single-process shap, computed here.
+    import shap
+
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import wine_shap
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    features, scores, _ = wine_shap.parse_csv(admin.get_object(Bucket=WINE_BUCKET, Key="wine/wine.csv")["Body"].read())
+    model = wine_shap.train(features, scores)
+    explainer = shap.KernelExplainer(model.predict, shap.sample(features, 8, random_state=0))
+    expected = explainer.shap_values(features[:16], nsamples=2**13, silent=True)
+    assert np.abs(np.array(results["ray_shap_values"]) - expected).max() <= wine_shap.TOLERANCE
+    assert results["rows"] == 16 and results["single_seconds"] > 0 and results["ray_seconds"] > 0
+
+
+# --- what goes wrong, clearly ------------------------------------------------------
+
+def test_a_failing_job_fails_the_command_with_its_error(jobs_api, ray_head):
+    done = jobs("submit", "--address", jobs_api.url, "--", "python", "-c", "import sys; print('starting'); sys.exit('boom: no such table')",
+                env={"RAY_AUTH_TOKEN": ray_head.auth_token})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "starting" in done.stdout
+    assert "FAILED" in done.stderr and "boom: no such table" in done.stderr
+
+
+def test_an_unreachable_address_is_a_clear_error():
+    done = jobs("submit", "--address", f"http://127.0.0.1:{free_port()}", "--", "python", "-c", "pass")
+    assert done.returncode == 3
+    assert "cannot reach the Ray Jobs API" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("token", ["f" * 32, None], ids=["wrong token", "no token"])
+def test_a_refused_token_is_a_clear_error(jobs_api, token):
+    env = {"RAY_AUTH_TOKEN": token} if token else {"RAY_AUTH_TOKEN": "", "RAY_AUTH_MODE": "disabled"}
+    done = jobs("list", "--address", jobs_api.url, env=env)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "requires its auth token" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_cluster_of_another_ray_version_is_a_clear_error():
+    class OldRay(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"version": "4", "ray_version": "2.9.0", "ray_commit": "x"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), OldRay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = jobs("list", "--address", f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert done.returncode == 3
+    assert "runs Ray 2.9.0" in done.stderr and "install ray==2.9.0" in done.stderr
+
+
+def test_submit_survives_a_dropped_connection(jobs_api, ray_head):
+    script = "import time\nfor i in range(12):\n    print(f'line {i}', flush=True)\n    time.sleep(1)\n"
+    process = subprocess.Popen([sys.executable, "-m", "raykube.jobs", "submit", "--address", jobs_api.url, "--", "python", "-c", script],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "RAY_AUTH_TOKEN": ray_head.auth_token})
+    try:
+        time.sleep(5)
+        jobs_api.cut()  # the connection drops mid-job
+        time.sleep(5)
+        jobs_api.start()
+        out, err = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if jobs_api.process.poll() is not None:
+            jobs_api.start()
+    assert process.returncode == 0, out + err
+    assert "connection lost" in err and "reconnected" in err
+    assert [line for line in out.splitlines() if line.startswith("line ")] == [f"line {i}" for i in range(12)]
+
+
+def test_every_subcommand_has_help():
+    for sub in ("submit", "logs", "status", "stop", "list"):
+        done = jobs(sub, "--help")
+        assert done.returncode == 0 and "--address" in done.stdout and "--stack" in done.stdout
+
+
+# --- RayJobs declared in a stack ---------------------------------------------------
+
+def test_every_rayjob_passes_the_crd_schema_and_runs_where_it_says(stack_runs):
+    from tests.upstream import validate_rayjob
+
+    jobs_by_stack = {stack: [r.revealed_inputs for r in stack_runs[stack].of_type("kubernetes:ray.io/v1:RayJob")] for stack in ("eks", "gke")}
+    for jobs_ in jobs_by_stack.values():
+        assert jobs_
+        for job in jobs_:
+            validate_rayjob(job)
+    (own,) = jobs_by_stack["eks"]
+    spec = own["spec"]
+    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] == 300
+    assert spec["activeDeadlineSeconds"] == 3600 and spec["backoffLimit"] == 0 and spec["submissionMode"] == "K8sJobMode"
+    import yaml
+
+    assert yaml.safe_load(spec["runtimeEnvYAML"])["working_dir"] == "s3://my-ray-input-data/code/wine_shap.zip"
+    cluster = spec["rayClusterSpec"]
+    assert cluster["authOptions"] == {"mode": "token"}  # the job's own cluster is as closed as the stack's
+    assert cluster["headGroupSpec"]["template"]["spec"]["serviceAccountName"] == "ray-s3"  # IRSA reaches it too
+    assert cluster["workerGroupSpecs"][0]["replicas"] == 2
+    (shared,) = jobs_by_stack["gke"]
+    assert shared["spec"]["clusterSelector"] == {"ray.io/cluster": "training"}
+    assert shared["spec"]["shutdownAfterJobFinishes"] is False and "rayClusterSpec" not in shared["spec"]
+
+
+def test_a_rayjob_waits_for_its_operator_and_cluster_and_is_replaced_when_changed(stack_runs):
+    result = stack_runs["gke"]
+    (job,) = result.of_type("raykube:index:RayJob")
+    waited = {result.by_urn(urn).name for urn in job.dependencies}
+    assert "ray-training-training-raycluster" in waited and "kuberay-operator-ray-training-chart" in waited
+    # KubeRay does not rerun a changed RayJob: `pulumi up` replaces it, the old one first (same name).
+    (custom,) = result.of_type("kubernetes:ray.io/v1:RayJob")
+    assert custom.replace_on_changes == ["spec"] and custom.delete_before_replace
+    assert result.outputs["rayJobs"]["ray-training/smoke-test"]["statusCommand"].startswith("kubectl -n ray-training get rayjob smoke-test")
+
+
+FAKE_KUBECTL = '''#!{python}
+"""Stands in for `kubectl port-forward`: relays a local port to the Jobs API, as kubectl would."""
+import json, os, socket, sys, threading
+with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+host, port = os.environ["FAKE_KUBECTL_TARGET"].rsplit(":", 1)
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(16)
+print(f"Forwarding from 127.0.0.1:{{listener.getsockname()[1]}} -> 8265", flush=True)
+
+def pipe(a, b):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        a.close(); b.close()
+
+while True:
+    client, _ = listener.accept()
+    upstream = socket.create_connection((host, int(port)))
+    threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+    threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+'''
+
+
+def test_a_stack_reaches_its_cluster_by_port_forward_with_the_token_secret(jobs_api, ray_head, control_plane, tmp_path):
+    """--stack: the cluster from the settings, kubectl port-forward with the stack's
+    kubeconfig, the token from the cluster's Secret (read with the stack's kubeconfig)."""
+    import base64
+
+    import yaml
+
+    from tests.envtest import server_side_apply
+
+    client = control_plane.dynamic()
+    server_side_apply(client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ray-jobs"}})
+    server_side_apply(client, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "wine", "namespace": "ray-jobs"},
+                               "data": {"auth_token": base64.b64encode(ray_head.auth_token.encode()).decode()}})
+    stack_file = tmp_path / "Pulumi.jobs.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": {
+        "raykube:target": "eks", "raykube:kubeconfig": control_plane.kubeconfig, "raykube:kubeContext": "",
+        "raykube:rayClusters": [{"name": "wine", "namespace": "ray-jobs"}, {"name": "other", "namespace": "ray-other"}]}}))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(FAKE_KUBECTL.format(python=sys.executable))
+    (bin_dir / "kubectl").chmod(0o755)
+    log = tmp_path / "kubectl.log"
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_KUBECTL_LOG": str(log),
+           "FAKE_KUBECTL_TARGET": jobs_api.url.removeprefix("http://"), "RAY_AUTH_TOKEN": ""}
+    ambiguous = jobs("list", "--config", str(stack_file), env=env)
+    assert ambiguous.returncode == 2 and "--cluster" in ambiguous.stderr
+    done = jobs("list", "--config", str(stack_file), "--cluster", "ray-jobs/wine", env=env)
+    assert done.returncode == 0, done.stderr
+    (argv,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert argv == ["--kubeconfig", control_plane.kubeconfig, "-n", "ray-jobs", "port-forward", "service/wine-head-svc", ":8265"]
