@@ -6,7 +6,6 @@ when the stored credentials are within the renew window of their expiry, or
 the role, session or duration changed; `delete` has nothing to remove (STS
 credentials cannot be revoked one by one; they expire).
 """
-from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone

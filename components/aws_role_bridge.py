@@ -17,11 +17,10 @@ left, so a Ray actor started before a renewal picks up the renewed
 credentials without a restart. The credentials stay Pulumi secrets end to
 end; only the role and the expiry are plain.
 """
-from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Optional, Sequence, TypedDict
+from typing import Any, Optional, Sequence, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -37,32 +36,30 @@ SECRET_LABELS = {"app.kubernetes.io/managed-by": "raykube", "app.kubernetes.io/c
 
 
 class AwsRoleBridgeArgs(TypedDict, total=False):
-    """Arguments of AwsRoleBridge.
+    """Arguments of AwsRoleBridge."""
 
-    role_arn: the role to assume (required).
-    region: AWS region, also given to Ray jobs (required).
-    namespaces: namespaces that get the Secret (required, plain list).
-    secret_name: name of each Secret (default aws-credentials).
-    mount_path: where Ray containers mount the Secret; the config file names it (default /etc/aws).
-    session_name: STS session name (default raykube).
-    duration_seconds: credential lifetime, at most the role's max session (default 3600).
-    renew_before_seconds: re-assume on `pulumi up` when expiry is this close (default 1800).
-    external_id: sts:ExternalId (default none).
-    endpoint_url: AWS endpoint override (default none).
-    bucket: check at `pulumi up` that this bucket exists (default none).
-    """
-
-    role_arn: pulumi.Input[str]
-    region: pulumi.Input[str]
-    namespaces: Sequence[str]
+    role_arn: Required[pulumi.Input[str]]
+    """the role to assume (required)."""
+    region: Required[pulumi.Input[str]]
+    """AWS region, also given to Ray jobs (required)."""
+    namespaces: Required[Sequence[str]]
+    """namespaces that get the Secret (required, plain list)."""
     secret_name: str
+    """name of each Secret (default aws-credentials)."""
     mount_path: str
+    """where Ray containers mount the Secret; the config file names it (default /etc/aws)."""
     session_name: pulumi.Input[str]
+    """STS session name (default raykube)."""
     duration_seconds: pulumi.Input[int]
+    """credential lifetime, at most the role's max session (default 3600)."""
     renew_before_seconds: pulumi.Input[int]
+    """re-assume on `pulumi up` when expiry is this close (default 1800)."""
     external_id: Optional[pulumi.Input[str]]
+    """sts:ExternalId (default none)."""
     endpoint_url: Optional[pulumi.Input[str]]
+    """AWS endpoint override (default none)."""
     bucket: Optional[pulumi.Input[str]]
+    """check at `pulumi up` that this bucket exists (default none)."""
 
 
 def aws_config_file(mount_path: str, region: str) -> str:
@@ -119,9 +116,14 @@ def ray_injection(secret_name: str, region: str, mount_path: str = DEFAULT_MOUNT
 
 
 class AwsRoleBridge(pulumi.ComponentResource):
+    """An IAM role's temporary credentials, renewed on `pulumi up`, as a Secret in each Ray namespace (read by the AWS SDKs through credential_process)."""
+
     role_arn: pulumi.Output[str]
+    """The role whose credentials the Secrets hold."""
     expiration: pulumi.Output[str]
+    """When the current credentials expire (ISO 8601, UTC)."""
     secret_name: pulumi.Output[str]
+    """Name of the credentials Secret in each namespace."""
 
     def __init__(self, name: str, args: AwsRoleBridgeArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:AwsRoleBridge", name, None, opts)

@@ -1,7 +1,6 @@
 """The Ingress of a Ray dashboard (and Jobs API): host, sub-path with rewrite, annotations, TLS."""
-from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, TypedDict
+from typing import Any, Mapping, Optional, Sequence, Required, TypedDict
 
 DASHBOARD_PORT = 8265
 # Ingress classes that are ingress-nginx underneath: a sub-path gets the rewrite
@@ -14,28 +13,27 @@ NGINX_REWRITE = "nginx.ingress.kubernetes.io/rewrite-target"
 class IngressTlsArgs(TypedDict, total=False):
     """secret_name: a kubernetes.io/tls Secret (required); hosts: names it covers (default [host])."""
 
-    secret_name: str
+    secret_name: Required[str]
+    """A kubernetes.io/tls Secret holding the certificate (required)."""
     hosts: Sequence[str]
+    """Host names the certificate covers (default [host])."""
 
 
 class DashboardIngressArgs(TypedDict, total=False):
-    """Dashboard Ingress.
-
-    enabled: create it (default False).
-    class_name: ingressClassName (default the cluster's default class).
-    host: host name (default any host).
-    path: path prefix (default "/"); a sub-path is rewritten for ingress-nginx classes, other
-        controllers need their rewrite in `annotations`.
-    annotations: Ingress annotations (default {}).
-    tls: IngressTlsArgs (default none).
-    """
+    """Dashboard Ingress."""
 
     enabled: bool
+    """create it (default False)."""
     class_name: Optional[str]
+    """ingressClassName (default the cluster's default class)."""
     host: Optional[str]
+    """host name (default any host)."""
     path: str
+    """path prefix (default "/"); a sub-path is rewritten for ingress-nginx classes, other controllers need their rewrite in `annotations`."""
     annotations: Mapping[str, str]
+    """Ingress annotations (default {})."""
     tls: Optional[IngressTlsArgs]
+    """IngressTlsArgs (default none)."""
 
 
 def rewrites_sub_path(args: Mapping[str, Any]) -> bool:

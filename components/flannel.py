@@ -1,7 +1,6 @@
 """Flannel: the pod network of the local kubeadm cluster (official chart)."""
-from __future__ import annotations
 
-from typing import Any, Mapping, Optional, TypedDict
+from typing import Any, Mapping, Optional, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -14,24 +13,23 @@ NAMESPACE = "kube-flannel"
 
 
 class FlannelArgs(TypedDict, total=False):
-    """Arguments of Flannel.
+    """Arguments of Flannel."""
 
-    pod_cidr: the cluster's pod network, the same value as kubeadm's podSubnet (required).
-    backend: vxlan | host-gw | wireguard | udp (default vxlan).
-    version: chart version (default components.versions.FLANNEL_VERSION).
-    values: any other chart value, merged last (default {}).
-    """
-
-    pod_cidr: pulumi.Input[str]
+    pod_cidr: Required[pulumi.Input[str]]
+    """the cluster's pod network, the same value as kubeadm's podSubnet (required)."""
     backend: pulumi.Input[str]
+    """vxlan | host-gw | wireguard | udp (default vxlan)."""
     version: str
+    """chart version (default components.versions.FLANNEL_VERSION)."""
     values: Mapping[str, Any]
+    """any other chart value, merged last (default {})."""
 
 
 class Flannel(pulumi.ComponentResource):
     """Namespace kube-flannel (Pod Security "privileged": flannel runs on the host network) and the chart."""
 
     namespace: pulumi.Output[str]
+    """Namespace Flannel runs in."""
 
     def __init__(self, name: str, args: FlannelArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:Flannel", name, None, opts)

@@ -1,7 +1,6 @@
 """HorizontalPodAutoscaler: an autoscaling/v2 HPA on CPU utilization with explicit behaviour."""
-from __future__ import annotations
 
-from typing import Any, Mapping, Optional, TypedDict
+from typing import Any, Mapping, Optional, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,31 +10,34 @@ class ScaleUpArgs(TypedDict, total=False):
     """stabilization_window_seconds (default 0), pods (default 4) or percent (default 100) per period_seconds (default 15)."""
 
     stabilization_window_seconds: int
+    """Scale-up stabilization window (default 0)."""
     pods: int
+    """At most this many pods added per period (default 4)."""
     percent: int
+    """Or at most this percent of the current pods per period (default 100)."""
     period_seconds: int
+    """The policies' period (default 15)."""
 
 
 class HorizontalPodAutoscalerArgs(TypedDict, total=False):
-    """Arguments of HorizontalPodAutoscaler.
+    """Arguments of HorizontalPodAutoscaler."""
 
-    namespace, name: of the HPA (required).
-    scale_target: {apiVersion, kind, name} of a workload with a /scale subresource (required).
-    min_replicas / max_replicas: bounds (default 1 / 4).
-    target_cpu_utilization_percent: average CPU relative to requests (default 50).
-    scale_down_stabilization_seconds: the HPA's own window (default 15). It overrides the
-        controller-manager flag, so the same window holds on clouds whose flags cannot be changed.
-    scale_up: ScaleUpArgs (default: 4 pods or 100% per 15 s, no stabilization).
-    """
-
-    namespace: pulumi.Input[str]
-    name: pulumi.Input[str]
-    scale_target: pulumi.Input[Mapping[str, str]]
+    namespace: Required[pulumi.Input[str]]
+    """Namespace of the HPA and its target (required)."""
+    name: Required[pulumi.Input[str]]
+    """Name of the HPA (required)."""
+    scale_target: Required[pulumi.Input[Mapping[str, str]]]
+    """{apiVersion, kind, name} of a workload with a /scale subresource (required)."""
     min_replicas: pulumi.Input[int]
+    """Fewest replicas (default 1)."""
     max_replicas: pulumi.Input[int]
+    """Most replicas (default 4)."""
     target_cpu_utilization_percent: pulumi.Input[int]
+    """average CPU relative to requests (default 50)."""
     scale_down_stabilization_seconds: pulumi.Input[int]
+    """the HPA's own window (default 15). It overrides the controller-manager flag, so the same window holds on clouds whose flags cannot be changed."""
     scale_up: pulumi.Input[ScaleUpArgs]
+    """ScaleUpArgs (default: 4 pods or 100% per 15 s, no stabilization)."""
 
 
 def hpa_spec(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,7 +75,10 @@ def hpa_spec(args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class HorizontalPodAutoscaler(pulumi.ComponentResource):
+    """An autoscaling/v2 HPA on CPU utilization whose scale-down window is its own (not the controller-manager's)."""
+
     hpa_name: pulumi.Output[str]
+    """Name of the HorizontalPodAutoscaler."""
 
     def __init__(self, name: str, args: HorizontalPodAutoscalerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:HorizontalPodAutoscaler", name, None, opts)

@@ -4,10 +4,9 @@ Sets the pod and Service networks (Flannel reads the same pod CIDR) and the
 controller-manager's HPA flags, so HPAs scale down 15 s after work ends
 instead of the default 5 minutes (seed 000).
 """
-from __future__ import annotations
 
 import re
-from typing import Any, Optional, TypedDict
+from typing import Any, Optional, Required, TypedDict
 
 import pulumi
 import yaml
@@ -35,28 +34,26 @@ def _extra_args(api_version: str, args: dict[str, str]) -> Any:
 
 
 class KubeadmConfigArgs(TypedDict, total=False):
-    """Arguments of KubeadmConfig (plain values).
+    """Arguments of KubeadmConfig (plain values)."""
 
-    kubernetes_version: "1.33" (kubeadm installs the latest 1.33 patch) or "1.33.4" (required).
-    pod_subnet: pod network CIDR, the one Flannel uses (default 10.244.0.0/16).
-    service_subnet: Service network CIDR (default 10.96.0.0/12).
-    scale_down_stabilization_seconds: --horizontal-pod-autoscaler-downscale-stabilization (default 15).
-    sync_period_seconds: --horizontal-pod-autoscaler-sync-period (default 15).
-    cri_socket: container runtime socket (default containerd's).
-    advertise_address: API server address (default kubeadm's choice).
-    node_name: node name (default the host name).
-    path: where `pulumi up` writes the file (default: not written, only exported).
-    """
-
-    kubernetes_version: str
+    kubernetes_version: Required[str]
+    """"1.33" (kubeadm installs the latest 1.33 patch) or "1.33.4" (required)."""
     pod_subnet: str
+    """pod network CIDR, the one Flannel uses (default 10.244.0.0/16)."""
     service_subnet: str
+    """Service network CIDR (default 10.96.0.0/12)."""
     scale_down_stabilization_seconds: int
+    """--horizontal-pod-autoscaler-downscale-stabilization (default 15)."""
     sync_period_seconds: int
+    """--horizontal-pod-autoscaler-sync-period (default 15)."""
     cri_socket: str
+    """container runtime socket (default containerd's)."""
     advertise_address: Optional[str]
+    """API server address (default kubeadm's choice)."""
     node_name: Optional[str]
+    """node name (default the host name)."""
     path: Optional[str]
+    """where `pulumi up` writes the file (default: not written, only exported)."""
 
 
 def kubeadm_documents(args: KubeadmConfigArgs) -> list[dict[str, Any]]:
@@ -107,7 +104,9 @@ class KubeadmConfig(pulumi.ComponentResource):
     """The kubeadm config as an output (`config_yaml`), written to `path` if given."""
 
     config_yaml: pulumi.Output[str]
+    """The kubeadm config file's text."""
     api_version: pulumi.Output[str]
+    """kubeadm API version of the file (v1beta3 or v1beta4)."""
 
     def __init__(self, name: str, args: KubeadmConfigArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:KubeadmConfig", name, None, opts)

@@ -1,5 +1,4 @@
 """KubeRayCrds: the RayCluster, RayJob and RayService CRDs, once per Kubernetes cluster."""
-from __future__ import annotations
 
 from typing import Optional, TypedDict
 
@@ -10,12 +9,10 @@ from components.versions import KUBERAY_CRD_PLURALS, KUBERAY_CRD_URL, KUBERAY_VE
 
 
 class KubeRayCrdsArgs(TypedDict, total=False):
-    """Arguments of KubeRayCrds.
-
-    version: KubeRay release whose CRDs are applied (default components.versions.KUBERAY_VERSION; plain string).
-    """
+    """Arguments of KubeRayCrds."""
 
     version: str
+    """KubeRay release whose CRDs are applied (default components.versions.KUBERAY_VERSION; plain string)."""
 
 
 CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
@@ -51,9 +48,11 @@ class KubeRayCrds(pulumi.ComponentResource):
     """
 
     version: pulumi.Output[str]
-    crd_names: pulumi.Output[list]
+    """KubeRay release of the CRDs."""
+    crd_names: pulumi.Output[list[str]]
+    """Names of the installed CRDs."""
 
-    def __init__(self, name: str, args: Optional[KubeRayCrdsArgs] = None, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: KubeRayCrdsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:KubeRayCrds", name, None, opts)
         version = (args or {}).get("version") or KUBERAY_VERSION
         self.crds = k8s.yaml.v2.ConfigGroup(

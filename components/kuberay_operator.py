@@ -1,7 +1,6 @@
 """KubeRayOperator: the official kuberay-operator chart, scoped to one namespace."""
-from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, TypedDict
+from typing import Any, Mapping, Optional, Sequence, Required, TypedDict
 
 import pulumi
 
@@ -14,32 +13,32 @@ class OperatorImageArgs(TypedDict, total=False):
     """repository (default quay.io/kuberay/operator), tag (default v<version>)."""
 
     repository: str
+    """Operator image repository (default quay.io/kuberay/operator)."""
     tag: Optional[str]
+    """Image tag (default v<version>)."""
 
 
 class KubeRayOperatorArgs(TypedDict, total=False):
-    """Arguments of KubeRayOperator; the typed ones mirror the chart's values.
+    """Arguments of KubeRayOperator; the typed ones mirror the chart's values."""
 
-    namespace: where the operator runs (required; plain string).
-    watch_namespaces: namespaces it reconciles (default [namespace]).
-    version: chart and operator version (default components.versions.KUBERAY_VERSION).
-    image: OperatorImageArgs (default the chart's image for `version`).
-    resources: operator container resources (default the chart's).
-    leader_election: leaderElectionEnabled (default True).
-    node_selector: nodeSelector (default {}).
-    tolerations: tolerations (default []).
-    values: any other chart value, merged last (default {}).
-    """
-
-    namespace: str
+    namespace: Required[str]
+    """where the operator runs (required; plain string)."""
     watch_namespaces: Sequence[str]
+    """namespaces it reconciles (default [namespace])."""
     version: str
+    """chart and operator version (default components.versions.KUBERAY_VERSION)."""
     image: OperatorImageArgs
+    """OperatorImageArgs (default the chart's image for `version`)."""
     resources: Mapping[str, Mapping[str, str]]
+    """operator container resources (default the chart's)."""
     leader_election: bool
+    """leaderElectionEnabled (default True)."""
     node_selector: Mapping[str, str]
+    """nodeSelector (default {})."""
     tolerations: Sequence[Mapping[str, Any]]
+    """tolerations (default [])."""
     values: Mapping[str, Any]
+    """any other chart value, merged last (default {})."""
 
 
 def operator_values(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,7 +71,9 @@ class KubeRayOperator(pulumi.ComponentResource):
     """One KubeRay operator with namespace-scoped rights. Depend it on KubeRayCrds."""
 
     namespace: pulumi.Output[str]
+    """Namespace the operator runs in."""
     release_name: pulumi.Output[str]
+    """Helm release name of the operator."""
 
     def __init__(self, name: str, args: KubeRayOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:KubeRayOperator", name, None, opts)

@@ -3,7 +3,6 @@
 A dynamic resource, so the file is written on `pulumi up` (never on preview),
 rewritten when its content changes and removed by `pulumi destroy`.
 """
-from __future__ import annotations
 
 import hashlib
 import os

@@ -1,5 +1,4 @@
 """Deep merge for escape hatches: a user's raw values win over typed ones."""
-from __future__ import annotations
 
 import copy
 from typing import Any, Mapping

@@ -1,5 +1,4 @@
 """MetricsServer: the official metrics-server chart, the source of HPA CPU metrics."""
-from __future__ import annotations
 
 from typing import Any, Mapping, Optional, TypedDict
 
@@ -11,22 +10,20 @@ from components.versions import METRICS_SERVER_CHART, METRICS_SERVER_CHART_VERSI
 
 
 class MetricsServerArgs(TypedDict, total=False):
-    """Arguments of MetricsServer.
-
-    resolution_seconds: --metric-resolution (default 15; metrics-server needs >= 10).
-    kubelet_request_timeout_seconds: --kubelet-request-timeout (default 10; at most 0.9 x resolution).
-    kubelet_insecure_tls: --kubelet-insecure-tls, for kubelets with self-signed serving certificates (default False).
-    namespace: (default kube-system).
-    version: chart version (default components.versions.METRICS_SERVER_CHART_VERSION).
-    values: any other chart value, merged last (default {}).
-    """
+    """Arguments of MetricsServer."""
 
     resolution_seconds: int
+    """--metric-resolution (default 15; metrics-server needs >= 10)."""
     kubelet_request_timeout_seconds: int
+    """--kubelet-request-timeout (default 10; at most 0.9 x resolution)."""
     kubelet_insecure_tls: bool
+    """--kubelet-insecure-tls, for kubelets with self-signed serving certificates (default False)."""
     namespace: str
+    """(default kube-system)."""
     version: str
+    """chart version (default components.versions.METRICS_SERVER_CHART_VERSION)."""
     values: Mapping[str, Any]
+    """any other chart value, merged last (default {})."""
 
 
 def metrics_server_args(args: MetricsServerArgs) -> list[str]:
@@ -51,9 +48,12 @@ def metrics_server_args(args: MetricsServerArgs) -> list[str]:
 
 
 class MetricsServer(pulumi.ComponentResource):
-    namespace: pulumi.Output[str]
+    """metrics-server from its official chart, scraping kubelets every `resolution_seconds` (seed 000: 15 s) for HPAs."""
 
-    def __init__(self, name: str, args: Optional[MetricsServerArgs] = None, opts: Optional[pulumi.ResourceOptions] = None):
+    namespace: pulumi.Output[str]
+    """Namespace metrics-server runs in."""
+
+    def __init__(self, name: str, args: MetricsServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:MetricsServer", name, None, opts)
         args = args or {}
         namespace = args.get("namespace") or "kube-system"

@@ -1,5 +1,4 @@
 """An upstream Helm chart at a pinned version from its official repository."""
-from __future__ import annotations
 
 from typing import Any, Mapping
 

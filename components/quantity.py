@@ -4,7 +4,6 @@ Ray needs plain numbers (`--num-cpus 2`, `--memory 2147483648`) where
 Kubernetes takes quantities; both the settings checks and the components
 convert with these two functions so they can never disagree.
 """
-from __future__ import annotations
 
 import math
 import re

@@ -1,7 +1,6 @@
 """RayCluster: a `ray.io/v1` RayCluster that `pulumi up` waits for, plus its dashboard Ingress."""
-from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, TypedDict
+from typing import Any, Mapping, Optional, Sequence, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -23,58 +22,79 @@ HEAD_PORTS = (
 AUTOSCALER_RESOURCES = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
 
 
-class RayGroupArgs(TypedDict, total=False):
-    """A Ray pod group (head or worker), the same shape as raykube's settings.
+class HeadGroupArgs(TypedDict, total=False):
+    """The head group."""
 
-    resources: {requests, limits} of the Ray container (default none: Ray detects).
-    ray_resources: overrides of derived Ray resources: CPU, GPU, memory (bytes), custom (default {}; head: CPU 0 is the caller's choice).
-    node_selector, tolerations, affinity, labels, env: the usual pod fields (default empty).
-    pod_template: raw PodTemplateSpec merged last (default {}).
-    """
-
+    # The pod fields every group shares. Declared in each group type, not
+    # inherited: Pulumi's schema inference reads a field's docstring only from
+    # the class that declares it, and other languages need the descriptions.
     resources: Mapping[str, Mapping[str, str]]
+    """{requests, limits} of the Ray container (default none: Ray detects)."""
     ray_resources: Mapping[str, float]
+    """overrides of derived Ray resources: CPU, GPU, memory (bytes), custom (default {}; head: CPU 0 is the caller's choice)."""
     node_selector: Mapping[str, str]
+    """Pod nodeSelector (default {})."""
     tolerations: Sequence[Mapping[str, Any]]
+    """Pod tolerations (default [])."""
     affinity: Mapping[str, Any]
+    """Pod affinity (default none)."""
     labels: Mapping[str, str]
+    """Extra pod labels (default {})."""
     env: Mapping[str, str]
+    """Extra environment variables of the Ray container (default {})."""
     pod_template: Mapping[str, Any]
-
-
-class HeadGroupArgs(RayGroupArgs, total=False):
-    """The head group. service_type: type of <cluster>-head-svc (default ClusterIP)."""
-
+    """raw PodTemplateSpec merged last (default {})."""
     service_type: str
+    """Type of the <cluster>-head-svc Service: ClusterIP, NodePort or LoadBalancer (default ClusterIP)."""
 
 
-class WorkerGroupArgs(RayGroupArgs, total=False):
-    """A worker group managed by KubeRay.
+class WorkerGroupArgs(TypedDict, total=False):
+    """A worker group managed by KubeRay."""
 
-    name: group name (required).
-    autoscaling: "ray" (KubeRay's autoscaler scales min..max) or "fixed" (default "ray").
-    replicas: fixed count (default min_replicas). In "ray" mode it is never sent: Ray's autoscaler
-        owns it, and KubeRay starts the group at min_replicas.
-    min_replicas / max_replicas: bounds (default 0 / 4).
-    image: this group's image (default the cluster's).
-    idle_timeout_seconds: "ray" mode, autoscaler v2: idle time before its workers go (default the cluster's).
-    """
-
-    name: str
+    # The pod fields every group shares. Declared in each group type, not
+    # inherited: Pulumi's schema inference reads a field's docstring only from
+    # the class that declares it, and other languages need the descriptions.
+    resources: Mapping[str, Mapping[str, str]]
+    """{requests, limits} of the Ray container (default none: Ray detects)."""
+    ray_resources: Mapping[str, float]
+    """overrides of derived Ray resources: CPU, GPU, memory (bytes), custom (default {}; head: CPU 0 is the caller's choice)."""
+    node_selector: Mapping[str, str]
+    """Pod nodeSelector (default {})."""
+    tolerations: Sequence[Mapping[str, Any]]
+    """Pod tolerations (default [])."""
+    affinity: Mapping[str, Any]
+    """Pod affinity (default none)."""
+    labels: Mapping[str, str]
+    """Extra pod labels (default {})."""
+    env: Mapping[str, str]
+    """Extra environment variables of the Ray container (default {})."""
+    pod_template: Mapping[str, Any]
+    """raw PodTemplateSpec merged last (default {})."""
+    name: Required[str]
+    """group name (required)."""
     autoscaling: str
+    """"ray" (KubeRay's autoscaler scales min..max) or "fixed" (default "ray")."""
     replicas: Optional[int]
+    """fixed count (default min_replicas). In "ray" mode it is never sent: Ray's autoscaler owns it, and KubeRay starts the group at min_replicas."""
     min_replicas: int
+    """Fewest workers (default 0)."""
     max_replicas: int
+    """Most workers (default 4)."""
     image: Optional[str]
+    """this group's image (default the cluster's)."""
     idle_timeout_seconds: Optional[int]
+    """"ray" mode, autoscaler v2: idle time before its workers go (default the cluster's)."""
 
 
 class AutoscalerArgs(TypedDict, total=False):
-    """KubeRay's in-tree autoscaler: version (default "v2"), upscaling_mode (default "Default"), idle_timeout_seconds (default 60)."""
+    """KubeRay's in-tree Ray autoscaler (groups in "ray" mode)."""
 
     version: str
+    """Ray autoscaler version, v1 or v2 (default "v2")."""
     upscaling_mode: str
+    """Default, Aggressive or Conservative (default "Default")."""
     idle_timeout_seconds: int
+    """Idle time before a worker is removed (default 60)."""
 
 
 class GcsStorageArgs(TypedDict, total=False):
@@ -82,71 +102,80 @@ class GcsStorageArgs(TypedDict, total=False):
     claim_name (an existing PVC), deletion_policy (default DeleteWithCluster)."""
 
     size: Optional[str]
+    """PVC size, e.g. 10Gi (needed unless claim_name is given)."""
     storage_class_name: Optional[str]
+    """Storage class (default the cluster's default class)."""
     access_modes: Sequence[str]
+    """PVC access modes (default [ReadWriteOnce])."""
     claim_name: Optional[str]
+    """An existing PVC to use instead of creating one (default none)."""
     deletion_policy: str
+    """DeleteWithCluster or Retain (default DeleteWithCluster)."""
 
 
 class SecretKeyArgs(TypedDict):
     """A key of an existing Secret: name, key."""
 
     name: str
+    """Secret name."""
     key: str
+    """Key in the Secret."""
 
 
 class RedisArgs(TypedDict, total=False):
     """redis backend: address (host:port, required), password_secret (SecretKeyArgs, default none)."""
 
-    address: str
+    address: Required[str]
+    """host:port of the Redis (required)."""
     password_secret: Optional[SecretKeyArgs]
+    """The password, from an existing Secret (default none)."""
 
 
 class GcsFaultToleranceArgs(TypedDict, total=False):
     """Head fault tolerance: backend "rocksdb" (storage) or "redis" (redis) (required),
     external_storage_namespace (default KubeRay's)."""
 
-    backend: str
+    backend: Required[str]
+    """rocksdb (a PVC) or redis (an external Redis) (required)."""
     storage: Optional[GcsStorageArgs]
+    """rocksdb: the PVC."""
     redis: Optional[RedisArgs]
+    """redis: address and password."""
     external_storage_namespace: Optional[str]
+    """Key prefix in the store (default KubeRay's: the cluster's UID)."""
 
 
 class RayClusterArgs(TypedDict, total=False):
-    """Arguments of RayCluster.
+    """Arguments of RayCluster."""
 
-    namespace: namespace of the cluster (required, plain string: names are derived from it).
-    cluster_name: metadata.name (default: the component's name; plain string).
-    ray_version: Ray version of the image (required).
-    image: Ray image for head and workers (required).
-    head: HeadGroupArgs (default {}).
-    worker_groups: WorkerGroupArgs list, autoscaling "ray" or "fixed" (default []).
-    autoscaler: AutoscalerArgs (default {}).
-    injection: SecretInjection, Secrets for Ray containers (default none).
-    service_account_name: service account of Ray pods (default the namespace's default).
-    ready_timeout_seconds: how long `pulumi up` waits for state "ready" (default 900).
-    dashboard_ingress: DashboardIngressArgs (default disabled; plain values).
-    upgrade_strategy: "Recreate" (a changed pod spec recreates every pod; running jobs end) or
-        "None" (default "Recreate"; needs KubeRay 1.6).
-    auth_mode: "token" (KubeRay generates a token Secret named after the cluster; Ray >= 2.52,
-        KubeRay >= 1.5.1) or "disabled" (default "token").
-    gcs_fault_tolerance: GcsFaultToleranceArgs (default none: a restarted head loses the cluster's state).
-    """
-
-    namespace: str
+    namespace: Required[str]
+    """namespace of the cluster (required, plain string: names are derived from it)."""
     cluster_name: str
-    ray_version: pulumi.Input[str]
-    image: pulumi.Input[str]
+    """metadata.name (default: the component's name; plain string)."""
+    ray_version: Required[pulumi.Input[str]]
+    """Ray version of the image (required)."""
+    image: Required[pulumi.Input[str]]
+    """Ray image for head and workers (required)."""
     head: pulumi.Input[HeadGroupArgs]
+    """HeadGroupArgs (default {})."""
     worker_groups: pulumi.Input[Sequence[WorkerGroupArgs]]
+    """WorkerGroupArgs list, autoscaling "ray" or "fixed" (default [])."""
     autoscaler: pulumi.Input[AutoscalerArgs]
+    """AutoscalerArgs (default {})."""
     injection: pulumi.Input[SecretInjection]
+    """SecretInjection, Secrets for Ray containers (default none)."""
     service_account_name: pulumi.Input[Optional[str]]
+    """service account of Ray pods (default the namespace's default)."""
     ready_timeout_seconds: int
+    """how long `pulumi up` waits for state "ready" (default 900)."""
     dashboard_ingress: DashboardIngressArgs
+    """DashboardIngressArgs (default disabled; plain values)."""
     upgrade_strategy: pulumi.Input[str]
+    """"Recreate" (a changed pod spec recreates every pod; running jobs end) or "None" (default "Recreate"; needs KubeRay 1.6)."""
     auth_mode: pulumi.Input[str]
+    """"token" (KubeRay generates a token Secret named after the cluster; Ray >= 2.52, KubeRay >= 1.5.1) or "disabled" (default "token")."""
     gcs_fault_tolerance: pulumi.Input[Optional[GcsFaultToleranceArgs]]
+    """GcsFaultToleranceArgs (default none: a restarted head loses the cluster's state)."""
 
 
 def head_service_name(cluster_name: str) -> str:
@@ -254,14 +283,23 @@ class RayCluster(pulumi.ComponentResource):
     """A KubeRay RayCluster in one namespace; `pulumi up` returns once it is ready."""
 
     cluster_name: pulumi.Output[str]
+    """Name of the RayCluster."""
     namespace: pulumi.Output[str]
+    """Namespace of the RayCluster."""
     head_service_name: pulumi.Output[str]
+    """KubeRay's head Service (<cluster>-head-svc); resolves once the cluster is ready."""
     head_service_dns: pulumi.Output[str]
+    """In-cluster DNS name of the head Service."""
     jobs_api_address: pulumi.Output[str]
+    """In-cluster URL of the Ray Jobs API and dashboard (port 8265)."""
     client_address: pulumi.Output[str]
+    """In-cluster Ray Client address (ray://..., port 10001)."""
     gcs_address: pulumi.Output[str]
+    """In-cluster GCS address (port 6379)."""
     dashboard_port_forward: pulumi.Output[str]
+    """kubectl command that forwards the dashboard to localhost:8265."""
     auth_token_command: pulumi.Output[str]
+    """kubectl command that prints the auth token (empty when auth is disabled); never the token."""
 
     def __init__(self, name: str, args: RayClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:RayCluster", name, None, opts)

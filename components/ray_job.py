@@ -1,7 +1,6 @@
 """RayJob: a KubeRay `ray.io/v1` RayJob, on a cluster of its own or on an existing RayCluster."""
-from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, TypedDict
+from typing import Any, Mapping, Optional, Sequence, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -12,41 +11,44 @@ from components.ray_pod import SecretInjection
 
 
 class RayJobArgs(TypedDict, total=False):
-    """Arguments of RayJob.
+    """Arguments of RayJob."""
 
-    namespace: namespace of the job; a KubeRay operator must watch it (required, plain string).
-    job_name: metadata.name (default: the component's name; plain string).
-    entrypoint: the command the job runs (required).
-    runtime_env: Ray runtime environment (pip, env_vars, working_dir as a remote URI) (default {}).
-    cluster_selector: name of an existing RayCluster in the namespace to run on (default: a cluster of its own).
-    ray_version, image: of the job's own cluster (required without cluster_selector).
-    head, worker_groups, autoscaler, injection, service_account_name, auth_mode: the job's own
-        cluster, as for RayCluster (defaults as there).
-    shutdown_after_job_finishes: delete the own cluster when the job ends (default True; False with cluster_selector).
-    ttl_seconds_after_finished: how long the finished own cluster stays (default 300).
-    active_deadline_seconds: fail the job after this long (default none).
-    backoff_limit: retries of a failed job (default 0).
-    submission_mode: K8sJobMode, HTTPMode or SidecarMode (default K8sJobMode).
-    """
-
-    namespace: str
+    namespace: Required[str]
+    """namespace of the job; a KubeRay operator must watch it (required, plain string)."""
     job_name: str
-    entrypoint: pulumi.Input[str]
+    """metadata.name (default: the component's name; plain string)."""
+    entrypoint: Required[pulumi.Input[str]]
+    """the command the job runs (required)."""
     runtime_env: pulumi.Input[Mapping[str, Any]]
+    """Ray runtime environment (pip, env_vars, working_dir as a remote URI) (default {})."""
     cluster_selector: Optional[str]
+    """name of an existing RayCluster in the namespace to run on (default: a cluster of its own)."""
     ray_version: pulumi.Input[str]
+    """Ray version of the job's own cluster (required without cluster_selector)."""
     image: pulumi.Input[str]
+    """Ray image of the job's own cluster (required without cluster_selector)."""
     head: pulumi.Input[HeadGroupArgs]
+    """Head group of the job's own cluster, as for RayCluster (default {})."""
     worker_groups: pulumi.Input[Sequence[WorkerGroupArgs]]
+    """Worker groups of the job's own cluster, ray or fixed (default [])."""
     autoscaler: pulumi.Input[AutoscalerArgs]
+    """Autoscaler options of the job's own cluster (default {})."""
     injection: pulumi.Input[SecretInjection]
+    """Secrets for the own cluster's Ray containers, as for RayCluster (default none)."""
     service_account_name: pulumi.Input[Optional[str]]
+    """Service account of the own cluster's pods (default the namespace's default)."""
     auth_mode: pulumi.Input[str]
+    """token or disabled, as for RayCluster (default "token")."""
     shutdown_after_job_finishes: pulumi.Input[bool]
+    """delete the own cluster when the job ends (default True; False with cluster_selector)."""
     ttl_seconds_after_finished: pulumi.Input[int]
+    """how long the finished own cluster stays (default 300)."""
     active_deadline_seconds: pulumi.Input[Optional[int]]
+    """fail the job after this long (default none)."""
     backoff_limit: pulumi.Input[int]
+    """retries of a failed job (default 0)."""
     submission_mode: pulumi.Input[str]
+    """K8sJobMode, HTTPMode or SidecarMode (default K8sJobMode)."""
 
 
 _CLUSTER_KEYS = ("ray_version", "image", "head", "worker_groups", "autoscaler", "injection", "service_account_name", "auth_mode")
@@ -84,8 +86,11 @@ class RayJob(pulumi.ComponentResource):
     """A KubeRay RayJob. A changed spec replaces it (a new run): KubeRay does not rerun a job in place."""
 
     job_name: pulumi.Output[str]
+    """Name of the RayJob."""
     namespace: pulumi.Output[str]
+    """Namespace of the RayJob."""
     status_command: pulumi.Output[str]
+    """kubectl command that prints the job's status."""
 
     def __init__(self, name: str, args: RayJobArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:RayJob", name, None, opts)

@@ -6,7 +6,6 @@ down, memory in bytes, GPUs from the nvidia.com/gpu limit) keeps the two
 schedulers in agreement; `ray_resources` overrides any of them (head CPU 0 by
 default, so tasks never compete with the head's own processes).
 """
-from __future__ import annotations
 
 import json
 import shlex

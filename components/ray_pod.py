@@ -3,7 +3,6 @@
 One builder so that every Ray pod, whoever creates it, runs non-root with the
 same security context, the same secret injection and the same passthrough.
 """
-from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence, TypedDict
 
@@ -38,21 +37,20 @@ class SecretVolume(TypedDict):
     would keep the first version forever)."""
 
     secret_name: str
+    """The Secret."""
     mount_path: str
+    """Where every Ray container mounts it, read-only."""
 
 
 class SecretInjection(TypedDict, total=False):
-    """How Secrets reach Ray containers: every one of them, head, KubeRay workers and pool workers.
-
-    secret_volumes: Secrets mounted read-only, mode 0440 with the pod's fsGroup (default none).
-    env: plain environment variables, e.g. AWS_CONFIG_FILE pointing into a volume (default none).
-    env_from_secrets: Secrets whose keys become environment variables (default none). Kubernetes
-        sets them once, at container start: never use it for credentials that rotate.
-    """
+    """How Secrets reach Ray containers: every one of them, head, KubeRay workers and pool workers."""
 
     secret_volumes: Sequence[SecretVolume]
+    """Secrets mounted read-only, mode 0440 with the pod's fsGroup (default none)."""
     env: Mapping[str, str]
+    """plain environment variables, e.g. AWS_CONFIG_FILE pointing into a volume (default none)."""
     env_from_secrets: Sequence[str]
+    """Secrets whose keys become environment variables (default none). Kubernetes sets them once, at container start: never use it for credentials that rotate."""
 
 
 def secret_volume_name(secret_name: str) -> str:

@@ -13,17 +13,16 @@ store, an init container that waits for the head's GCS, readiness and
 liveness probes on the Ray node's health endpoint, and the cluster's auth
 token.
 """
-from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional, TypedDict
+from typing import Any, Mapping, Optional, Required, Sequence, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.horizontal_pod_autoscaler import HorizontalPodAutoscaler, ScaleUpArgs
 from components.quantity import parse_quantity
-from components.ray_cluster import AUTH_TOKEN_KEY, GCS_PORT, RayGroupArgs, auth_token_secret, head_service_name
+from components.ray_cluster import AUTH_TOKEN_KEY, GCS_PORT, auth_token_secret, head_service_name
 from components.ray_node import ray_resources, ray_start_args, ray_start_params
 from components.ray_pod import CONTAINER_SECURITY_CONTEXT, SecretInjection, ray_pod_template
 
@@ -42,47 +41,67 @@ UNIFIED_HEALTH_MIN_RAY = (2, 53)
 SHARED_MEMORY_VOLUME = "shared-mem"
 
 
-class WorkerPoolGroupArgs(RayGroupArgs, total=False):
-    """The worker group: name, min_replicas (default 1), max_replicas (default 4),
-    termination_grace_period_seconds (default 300), plus RayGroupArgs."""
+class WorkerPoolGroupArgs(TypedDict, total=False):
+    """The worker group of an HPA-scaled pool."""
 
-    name: str
+    # The pod fields every group shares. Declared in each group type, not
+    # inherited: Pulumi's schema inference reads a field's docstring only from
+    # the class that declares it, and other languages need the descriptions.
+    resources: Mapping[str, Mapping[str, str]]
+    """{requests, limits} of the Ray container (default none: Ray detects)."""
+    ray_resources: Mapping[str, float]
+    """overrides of derived Ray resources: CPU, GPU, memory (bytes), custom (default {}; head: CPU 0 is the caller's choice)."""
+    node_selector: Mapping[str, str]
+    """Pod nodeSelector (default {})."""
+    tolerations: Sequence[Mapping[str, Any]]
+    """Pod tolerations (default [])."""
+    affinity: Mapping[str, Any]
+    """Pod affinity (default none)."""
+    labels: Mapping[str, str]
+    """Extra pod labels (default {})."""
+    env: Mapping[str, str]
+    """Extra environment variables of the Ray container (default {})."""
+    pod_template: Mapping[str, Any]
+    """raw PodTemplateSpec merged last (default {})."""
+    name: Required[str]
+    """Group name (required)."""
     min_replicas: int
+    """Fewest workers the HPA keeps (default 1)."""
     max_replicas: int
+    """Most workers the HPA adds (default 4)."""
     termination_grace_period_seconds: int
+    """Time a draining worker gets to finish its tasks (default 300)."""
 
 
 class RayWorkerPoolArgs(TypedDict, total=False):
-    """Arguments of RayWorkerPool (plain values; names are derived from them).
+    """Arguments of RayWorkerPool (plain values; names are derived from them)."""
 
-    namespace, cluster_name: the RayCluster whose head the workers join (required).
-    group: WorkerPoolGroupArgs; needs a cpu request (required).
-    image: Ray image, the cluster's (required).
-    ray_version: Ray version of the image, the cluster's (required).
-    auth_mode: the cluster's: "token" (workers read KubeRay's token Secret) or "disabled" (default "token").
-    gcs_fault_tolerance: the cluster's head keeps its state across restarts, so workers wait
-        for it longer instead of exiting (default False).
-    injection: SecretInjection, as for the cluster's workers (default none).
-    service_account_name: (default the namespace's default).
-    target_cpu_utilization_percent: HPA target (default 50).
-    scale_down_stabilization_seconds: HPA scale-down window (default 15).
-    scale_up: ScaleUpArgs (default 4 pods or 100% per 15 s).
-    cluster_domain: (default cluster.local).
-    """
-
-    namespace: str
-    cluster_name: str
-    group: WorkerPoolGroupArgs
-    image: str
-    ray_version: str
+    namespace: Required[str]
+    """Namespace of the RayCluster whose head the workers join (required)."""
+    cluster_name: Required[str]
+    """Name of that RayCluster (required)."""
+    group: Required[WorkerPoolGroupArgs]
+    """WorkerPoolGroupArgs; needs a cpu request (required)."""
+    image: Required[str]
+    """Ray image, the cluster's (required)."""
+    ray_version: Required[str]
+    """Ray version of the image, the cluster's (required)."""
     auth_mode: str
+    """the cluster's: "token" (workers read KubeRay's token Secret) or "disabled" (default "token")."""
     gcs_fault_tolerance: bool
+    """the cluster's head keeps its state across restarts, so workers wait for it longer instead of exiting (default False)."""
     injection: SecretInjection
+    """SecretInjection, as for the cluster's workers (default none)."""
     service_account_name: Optional[str]
+    """(default the namespace's default)."""
     target_cpu_utilization_percent: int
+    """HPA target (default 50)."""
     scale_down_stabilization_seconds: int
+    """HPA scale-down window (default 15)."""
     scale_up: ScaleUpArgs
+    """ScaleUpArgs (default 4 pods or 100% per 15 s)."""
     cluster_domain: str
+    """(default cluster.local)."""
 
 
 def pool_name(cluster_name: str, group_name: str) -> str:
@@ -215,7 +234,9 @@ class RayWorkerPool(pulumi.ComponentResource):
     """A Deployment of Ray workers plus its HPA. Depend it on the RayCluster and metrics-server."""
 
     deployment_name: pulumi.Output[str]
+    """Name of the workers' Deployment."""
     hpa_name: pulumi.Output[str]
+    """Name of its HorizontalPodAutoscaler."""
 
     def __init__(self, name: str, args: RayWorkerPoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:RayWorkerPool", name, None, opts)

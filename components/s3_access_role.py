@@ -1,8 +1,7 @@
 """S3AccessRole: an IAM role that may use exactly one S3 bucket, optionally with the bucket."""
-from __future__ import annotations
 
 import json
-from typing import Any, Optional, Sequence, TypedDict
+from typing import Any, Optional, Sequence, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -50,25 +49,27 @@ def irsa_trust_policy(oidc_provider_arn: str, oidc_issuer: str, subjects: Sequen
 
 
 class S3AccessRoleArgs(TypedDict, total=False):
-    """Arguments of S3AccessRole (plain values).
+    """Arguments of S3AccessRole (plain values)."""
 
-    bucket: the bucket (required).
-    create_bucket: create it, private (default False).
-    role_name: (default: the component's name).
-    trust_policy: the role's trust policy document (required: assume_role_trust_policy or irsa_trust_policy).
-    max_session_duration_seconds: (default 3600).
-    """
-
-    bucket: str
+    bucket: Required[str]
+    """the bucket (required)."""
     create_bucket: bool
+    """create it, private (default False)."""
     role_name: str
-    trust_policy: dict[str, Any]
+    """(default: the component's name)."""
+    trust_policy: Required[dict[str, Any]]
+    """the role's trust policy document (required: assume_role_trust_policy or irsa_trust_policy)."""
     max_session_duration_seconds: int
+    """(default 3600)."""
 
 
 class S3AccessRole(pulumi.ComponentResource):
+    """An IAM role that may use exactly one S3 bucket (objects and listing), optionally with the bucket, private."""
+
     role_arn: pulumi.Output[str]
+    """ARN of the role."""
     bucket: pulumi.Output[str]
+    """The bucket the role may use."""
 
     def __init__(self, name: str, args: S3AccessRoleArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("raykube:index:S3AccessRole", name, None, opts)
