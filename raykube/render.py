@@ -12,7 +12,8 @@ and writes one deterministic file per resource for review in pull requests:
   outputs.yaml               the stack outputs
 
 Secret values are written as "[secret]". Invalid settings print the error
-and exit 2.
+and exit 2. `--all` renders every stack into renders/<stack>, the renders
+committed for review (a test fails when they are stale).
 """
 from __future__ import annotations
 
@@ -124,11 +125,29 @@ def render(stack_file: StackFile, out: Path) -> int:
     return 0
 
 
+# The renders committed for review, one folder per stack (`raykube render --all`).
+RENDERS = Path(__file__).resolve().parent.parent / "renders"
+
+
+def stack_names() -> list[str]:
+    from raykube.stack_file import ROOT
+
+    return sorted(path.stem.removeprefix("Pulumi.") for path in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="raykube render", description=__doc__.split("\n\n")[0])
     add_stack_arguments(parser, default="local")
     parser.add_argument("--out", type=Path, default=Path("render"), help="output folder, replaced (default ./render)")
+    parser.add_argument("--all", action="store_true",
+                        help="every stack in stacks/ into renders/<stack>: the renders committed for review")
     args = parser.parse_args(argv)
+    if args.all:
+        for stack in stack_names():
+            code = render(read_stack_file(stack, None), RENDERS / stack)
+            if code:
+                return code
+        return 0
     try:
         stack_file = read_stack_file(args.stack, args.config)
     except StackFileError as error:
