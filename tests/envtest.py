@@ -6,13 +6,11 @@ locally and fails it in CI (CI=true), like the upstream data.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVTEST = ROOT.parent / "shared" / "k8s-envtest" / "envtest"
@@ -20,12 +18,9 @@ FIELD_MANAGER = "raykube-tests"
 
 
 def envtest_script() -> Path:
-    if not ENVTEST.exists():
-        message = f"the control-plane kit {ENVTEST} is missing"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return ENVTEST
+    from tests.upstream import require_shared
+
+    return require_shared(ENVTEST, "the control-plane kit")
 
 
 def kit_binary(name: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import runpy
 
-import pytest
 import yaml
 
 from raykube.component_docs import package_schema
@@ -40,7 +39,7 @@ def test_python_consumer_adds_a_ray_cluster_to_its_namespace():
             validate_kubernetes(resource.revealed_inputs, "1.33")
     # The project's own resources stay as they were: top level, not inside raykube's components.
     (app,) = result.of_type("kubernetes:core/v1:ConfigMap")
-    assert app.parent.endswith("pulumi:pulumi:Stack::analytics-dev")
+    assert app.parent.rsplit("::", 2)[-2].endswith("pulumi:pulumi:Stack") and "raykube:index:" not in app.parent
 
 
 def test_python_consumer_can_leave_the_crds_to_another_stack():

@@ -31,14 +31,18 @@ METRICS_SERVER_VALUES = "metrics-server/values.yaml"
 FLANNEL_VALUES = "flannel/values.yaml"
 
 
-def upstream_path(relative: str) -> Path:
-    path = UPSTREAM / relative
+def require_shared(path: Path, what: str) -> Path:
+    """A file from ../shared: a missing one skips the test locally and fails it in CI."""
     if not path.exists():
-        message = f"upstream reference {path} is missing"
+        message = f"{what} {path} is missing"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def upstream_path(relative: str) -> Path:
+    return require_shared(UPSTREAM / relative, "upstream reference")
 
 
 @functools.lru_cache(maxsize=None)
