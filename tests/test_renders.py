@@ -45,3 +45,12 @@ def test_the_readme_main_command_refreshes_the_committed_renders():
     readme = (ROOT / "README.md").read_text()
     assert "raykube render --all" in readme.split("## Two commands", 1)[1].split("\n## ", 1)[0]
     assert "/renders/" not in (ROOT / ".gitignore").read_text().split()
+
+
+def test_no_render_file_is_ignored_by_git():
+    """A render file .gitignore swallows would be missing from every clone (and every review)."""
+    import subprocess
+
+    files = [str(path.relative_to(ROOT)) for path in RENDERS.rglob("*") if path.is_file()]
+    done = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=ROOT, capture_output=True, text=True)
+    assert done.stdout.split() == [], "ignored by .gitignore"
