@@ -346,6 +346,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     except JobsError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except RuntimeError as error:
+        # What the Jobs API refused: an unknown job id, a runtime environment it cannot build, ...
+        print(f"error: the Ray Jobs API refused: {str(error).strip()}", file=sys.stderr)
+        return EXIT_JOB_FAILED
     except KeyboardInterrupt:
         return 130
     finally:

@@ -169,6 +169,12 @@ def test_a_failing_job_fails_the_command_with_its_error(jobs_api, ray_head):
     assert "FAILED" in done.stderr and "boom: no such table" in done.stderr
 
 
+def test_an_unknown_job_is_a_clear_error(jobs_api, ray_head):
+    done = jobs("status", "--address", jobs_api.url, "raysubmit_nosuchjob", env={"RAY_AUTH_TOKEN": ray_head.auth_token})
+    assert done.returncode == 1
+    assert "raysubmit_nosuchjob" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_an_unreachable_address_is_a_clear_error():
     done = jobs("submit", "--address", f"http://127.0.0.1:{free_port()}", "--", "python", "-c", "pass")
     assert done.returncode == 3
