@@ -25,6 +25,7 @@ from components.quantity import parse_quantity
 from components.ray_cluster import AUTH_TOKEN_KEY, GCS_PORT, auth_token_secret, head_service_name
 from components.ray_node import ray_resources, ray_start_args, ray_start_params
 from components.ray_pod import CONTAINER_SECURITY_CONTEXT, SecretInjection, ray_pod_template
+from components.versions import version_tuple
 
 DRAIN_SCRIPT = (Path(__file__).with_name("ray_worker_drain.py")).read_text(encoding="utf-8")
 # Kubernetes gives a pod terminationGracePeriodSeconds in all, preStop hook
@@ -115,13 +116,9 @@ def drain_budget(grace_seconds: int) -> tuple[int, int]:
     return max(grace_seconds - sigterm - DRAIN_MARGIN_SECONDS, 1), sigterm
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) if part.isdigit() else 0 for part in version.replace("-", ".").split(".")[:3])
-
-
 def health_probes(ray_version: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(readiness, liveness) of a Ray worker, with KubeRay's worker timings."""
-    if _version_tuple(ray_version) >= UNIFIED_HEALTH_MIN_RAY:
+    if version_tuple(ray_version) >= UNIFIED_HEALTH_MIN_RAY:
         handler: dict[str, Any] = {"httpGet": {"path": "/api/healthz", "port": DASHBOARD_AGENT_PORT}}
     else:
         check = f"wget --tries 1 -T 2 -q -O- http://localhost:{DASHBOARD_AGENT_PORT}/api/local_raylet_healthz | grep success"

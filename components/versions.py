@@ -7,6 +7,13 @@ reference data in ../shared/upstream was taken from, so the tests that check
 chart values and CRD schemas check exactly what a real `pulumi up` installs.
 Bump a pin together with that reference data, never alone.
 """
+import re
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """(2, 60, 0) for "2.60.0" (also "v1.7.0", "2.60.0-rc1"); unparsable parts count as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in re.split(r"[.+-]", version.lstrip("v"))[:3])
+
 
 # KubeRay v1.7.0: the release whose CRDs and operator chart the tests validate
 # against. One version for the CRDs and the operator: an operator newer than

@@ -17,7 +17,9 @@ if str(ROOT) not in sys.path:
 
 from raykube.offline import OfflineRun, run_offline, stack_config_values  # noqa: E402
 
-STACKS = sorted(path.stem.removeprefix("Pulumi.") for path in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+from raykube.render import stack_names  # noqa: E402
+
+STACKS = stack_names()
 
 
 def stack_file_config(stack: str) -> dict[str, Any]:

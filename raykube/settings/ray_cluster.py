@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from components.versions import RAY_IMAGE_REPOSITORY
+from components.versions import RAY_IMAGE_REPOSITORY, version_tuple
 from raykube.settings.dashboard import DashboardIngress
 from raykube.settings.head_fault_tolerance import GcsFaultTolerance
 from raykube.settings.model import DNS1035, DNS1123, INT32_MAX, Model
@@ -40,10 +40,6 @@ class AutoscalerOptions(Model):
 # Ray token authentication exists from Ray 2.52.
 TOKEN_AUTH_MIN_RAY = (2, 52)
 
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    """(2, 60, 0) for "2.60.0"; unparsable parts count as 0."""
-    return tuple(int(part) if part.isdigit() else 0 for part in re.split(r"[.+-]", version)[:3])
 
 
 def gpu_variant(image: str) -> str:
