@@ -39,7 +39,7 @@ def main() -> int:
     import numpy as np
 
     import wine_shap
-    from tests.ray_sandbox import OBJECT_STORE_BYTES, RAY, RaySandbox
+    from tests.helpers.ray_sandbox import OBJECT_STORE_BYTES, RAY, RaySandbox
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=48)

@@ -1,4 +1,5 @@
-"""Shared fixtures: the program under Pulumi's mocks, one Ray cluster and one moto server per session."""
+"""Fixtures only (helpers live in tests/helpers): the program under Pulumi's mocks, one Ray
+cluster, one moto server and one control plane per session."""
 from __future__ import annotations
 
 import json
@@ -6,34 +7,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from raykube.offline import OfflineRun, run_offline, stack_config_values  # noqa: E402
-
-from raykube.render import stack_names  # noqa: E402
-
-STACKS = stack_names()
-
-
-def stack_file_config(stack: str) -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
-
-
-def run_program(stack_config: dict[str, Any], stack: str = "test") -> OfflineRun:
-    """Run raykube as `pulumi up` would for a stack file whose `config:` is `stack_config`."""
-    from raykube.composition import build
-    from raykube.settings import load_settings
-
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    config = stack_config_values(stack_config, project.get("config", {}), "raykube")
-    return run_offline(lambda: build(load_settings()).as_tuple(), config, stack)
+from tests.helpers.program import STACKS, run_program, stack_file_config  # noqa: E402  (puts the project on sys.path)
+from tests.helpers.moto import BUCKET, OTHER, MotoServer, create_program_role  # noqa: E402
+from tests.helpers.ray_sandbox import HEAD_GROUP  # noqa: E402
+from raykube.offline import OfflineRun  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -50,15 +31,11 @@ def run() -> Callable[..., OfflineRun]:
 @pytest.fixture(scope="session")
 def ray_sandbox():
     """One real Ray head for the session, in private network and PID namespaces."""
-    from tests.ray_sandbox import RaySandbox
+    from tests.helpers.ray_sandbox import RaySandbox
 
     sandbox = RaySandbox()
     yield sandbox
     sandbox.close()
-
-
-# The head every real-Ray test shares: CPU 0 as raykube's default head.
-HEAD_GROUP = {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}, "ray_resources": {"CPU": 0}}
 
 
 @pytest.fixture(scope="session")
@@ -72,60 +49,6 @@ def ray_head(ray_sandbox):
     return ray_sandbox
 
 
-class MotoServer:
-    """moto_server on 127.0.0.1 with IAM enforced after the first three actions."""
-
-    def __init__(self) -> None:
-        import os
-        import socket
-        import subprocess
-        import time
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(self.port)],
-            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        # The three unauthenticated actions make an administrator; IAM applies after.
-        iam = self.client("iam", "bootstrap", "bootstrap")
-        iam.create_user(UserName="admin")
-        iam.put_user_policy(
-            UserName="admin", PolicyName="all",
-            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
-        )
-        key = iam.create_access_key(UserName="admin")["AccessKey"]
-        self.admin = (key["AccessKeyId"], key["SecretAccessKey"])
-
-    def client(self, service: str, key_id: str, secret: str, token: Optional[str] = None):
-        import boto3
-
-        return boto3.client(
-            service, region_name="us-east-1", endpoint_url=self.url,
-            aws_access_key_id=key_id, aws_secret_access_key=secret, aws_session_token=token,
-        )
-
-    def admin_client(self, service: str):
-        return self.client(service, *self.admin)
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
 @pytest.fixture(scope="session")
 def moto_server():
     server = MotoServer()
@@ -137,8 +60,8 @@ def moto_server():
 def control_plane(tmp_path_factory):
     """One real kube-apiserver + etcd for the session, with the KubeRay v1.7.0 CRDs
     from ../shared/upstream installed by server-side apply; stopped also when tests fail."""
-    from tests.envtest import ControlPlane, install_crds
-    from tests.upstream import KUBERAY_CRDS, upstream_path
+    from tests.helpers.envtest import ControlPlane, install_crds
+    from tests.helpers.upstream import KUBERAY_CRDS, upstream_path
 
     plane = ControlPlane(tmp_path_factory.mktemp("envtest"))
     try:
@@ -146,28 +69,6 @@ def control_plane(tmp_path_factory):
         yield plane
     finally:
         plane.stop()
-
-
-BUCKET, OTHER = "ray-input", "not-ours"
-
-
-# --- AWS: roles made from the program's own documents, in the session's moto ---
-
-def program_role_documents(bucket: str, principals: list[str]) -> tuple[str, str]:
-    """The trust and permission policies the program itself creates for a secret-mode stack."""
-    config = {**stack_file_config("local"), "raykube:awsAccess": {
-        "mode": "secret", "region": "us-east-1", "bucket": bucket, "trustedPrincipals": principals}}
-    result = run_program(config, "local")
-    (role,) = result.of_type("aws:iam/role:Role")
-    (policy,) = result.of_type("aws:iam/rolePolicy:RolePolicy")
-    return role.inputs["assumeRolePolicy"], policy.inputs["policy"]
-
-
-def create_program_role(iam, name: str, bucket: str, principals: list[str]) -> str:
-    trust, policy = program_role_documents(bucket, principals)
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]
-    iam.put_role_policy(RoleName=name, PolicyName="bucket", PolicyDocument=policy)
-    return role["Arn"]
 
 
 @pytest.fixture(scope="session")
@@ -204,26 +105,11 @@ def as_deployer(aws, monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
-def write_like_kubelet(directory: Path, files: dict[str, str]) -> None:
-    """Update a Secret volume the way the kubelet does: a new timestamped folder,
-    then an atomic swap of the `..data` link that the visible files point through."""
-    directory.mkdir(exist_ok=True)
-    version = directory / f"..{time.time_ns()}"
-    version.mkdir()
-    for key, text in files.items():
-        (version / key).write_text(text)
-        if not (directory / key).is_symlink():
-            (directory / key).symlink_to(Path("..data") / key)
-    staging = directory / "..data_tmp"
-    staging.symlink_to(version.name)
-    staging.replace(directory / "..data")
-
-
 @pytest.fixture
 def moto_in_sandbox(moto_server, ray_head, tmp_path):
     """moto listens in the host's network; a relay carries it into the sandbox's loopback."""
     socket_path = str(tmp_path / "moto.sock")
-    bridge_script = str(Path(__file__).with_name("unix_tcp_bridge.py"))
+    bridge_script = str(Path(__file__).parent / "helpers" / "unix_tcp_bridge.py")
     host_side = subprocess.Popen([sys.executable, bridge_script, "unix-to-tcp", socket_path, "127.0.0.1", str(moto_server.port)])
     inside = None
     try:
@@ -238,5 +124,6 @@ def moto_in_sandbox(moto_server, ray_head, tmp_path):
         if inside is not None:
             ray_head.signal(inside, 9)
         host_side.kill()
+
 
 

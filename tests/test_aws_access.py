@@ -14,8 +14,10 @@ from botocore.exceptions import ClientError
 from components.assumed_role_credentials import AssumedRoleCredentialsProvider, AssumeRoleError, needs_renewal
 from components.aws_role_bridge import AwsRoleBridge, secret_data
 from raykube.offline import SECRET, run_offline
-from tests.conftest import BUCKET, OTHER, ROOT, STACKS, create_program_role, program_role_documents, run_program, stack_file_config, write_like_kubelet
-from tests.upstream import validate_kubernetes
+from tests.helpers.moto import BUCKET, OTHER, create_program_role, program_role_documents
+from tests.helpers.program import ROOT, STACKS, run_program, stack_file_config
+from tests.helpers.kubelet import write_like_kubelet
+from tests.helpers.upstream import validate_kubernetes
 
 
 
@@ -267,7 +269,7 @@ print("SECOND", json.dumps(ray.get(reader.read.remote())), flush=True)
 
 
 def test_running_actor_uses_renewed_credentials_without_restart(moto_server, aws, as_deployer, ray_head, moto_in_sandbox, tmp_path, stack_runs):
-    from tests.ray_sandbox import RAY
+    from tests.helpers.ray_sandbox import RAY
 
     provider = AssumedRoleCredentialsProvider()
     # 15-minute credentials: botocore re-reads a refreshable source when fewer
@@ -326,7 +328,7 @@ def _secret_config(moto_server, role_arn: str, kubeconfig: str, namespaces=("ray
 @pytest.fixture
 def deployed(moto_server, aws, control_plane, tmp_path):
     """A secret-mode stack whose Namespaces and Secrets `pulumi up` has applied (mock credentials)."""
-    from tests.envtest import server_side_apply
+    from tests.helpers.envtest import server_side_apply
 
     config = _secret_config(moto_server, aws["role"], control_plane.kubeconfig)
     client = control_plane.dynamic()
@@ -416,7 +418,7 @@ def test_pulumi_takes_the_secret_back_after_a_renewal(deployed, moto_server, con
     """The CLI's update makes it a field manager of the Secret's data; Pulumi's next
     server-side apply conflicts unless forced, hence `pulumi.com/patchForce` on the Secret."""
     from raykube.credentials import main
-    from tests.envtest import ApplyError, server_side_apply
+    from tests.helpers.envtest import ApplyError, server_side_apply
 
     assert main(["renew", "--config", str(deployed["file"])]) == 0
     (secret,) = [r.revealed_inputs for r in run_program(deployed["config"], "renewtest").of_type("kubernetes:core/v1:Secret")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers.program import ROOT
 
 RAYKUBE = str(Path(sys.executable).with_name("raykube"))
 

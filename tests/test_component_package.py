@@ -11,7 +11,7 @@ import yaml
 
 from components.catalog import public_components
 from raykube.component_docs import main as component_docs, package_schema
-from tests.conftest import ROOT, STACKS
+from tests.helpers.program import ROOT, STACKS
 
 
 @pytest.fixture(scope="module")

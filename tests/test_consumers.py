@@ -9,8 +9,8 @@ import yaml
 
 from raykube.component_docs import package_schema
 from raykube.offline import run_offline
-from tests.conftest import ROOT
-from tests.upstream import validate_kubernetes, validate_raycluster
+from tests.helpers.program import ROOT
+from tests.helpers.upstream import validate_kubernetes, validate_raycluster
 
 CONSUMER = ROOT / "examples" / "consumer"
 CONSUMER_YAML = ROOT / "examples" / "consumer-yaml" / "Pulumi.yaml"

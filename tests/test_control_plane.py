@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from components.quantity import parse_quantity
-from tests.conftest import STACKS, stack_file_config
-from tests.envtest import ApplyError, server_side_apply
+from tests.helpers.program import STACKS, stack_file_config
+from tests.helpers.envtest import ApplyError, server_side_apply
 
 KIND_ORDER = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "Service"]
 
@@ -231,7 +231,7 @@ def test_the_sweep_covers_every_bounded_setting():
                          ids=[f"{s}:{_key(p, d)}={v}" + (f"[{h.get('backend')}]" if h else "") for s, p, h, d, v in CASES])
 def test_limits_are_refused_clearly_or_accepted_by_the_server(control_plane, stack, path, holds, dotted, value):
     from raykube.settings import SettingsError
-    from tests.conftest import run_program
+    from tests.helpers.program import run_program
 
     config = copy.deepcopy(stack_file_config(stack))
     for key, held in (holds or {}).items():
@@ -274,7 +274,7 @@ def controller_manager_flags(kubeadm_text: str) -> list[str]:
 
 
 def test_hpa_scales_the_pool_and_its_pods_are_admitted(stack_runs, control_plane):
-    from tests.envtest import wait_for
+    from tests.helpers.envtest import wait_for
 
     result = stack_runs["local"]
     flags = controller_manager_flags(result.outputs["kubeadmConfig"])

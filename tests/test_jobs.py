@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from components.aws_role_bridge import ray_container_env, secret_data
-from tests.conftest import ROOT, write_like_kubelet
+from tests.helpers.program import ROOT
+from tests.helpers.kubelet import write_like_kubelet
 
 EXAMPLE = ROOT / "examples" / "wine_shap"
-BRIDGE = str(Path(__file__).with_name("unix_tcp_bridge.py"))
+BRIDGE = str(Path(__file__).parent / "helpers" / "unix_tcp_bridge.py")
 WINE_BUCKET = "wine-data"
 
 
@@ -70,7 +71,7 @@ class JobsApiProxy:
 @pytest.fixture(scope="module")
 def jobs_api(ray_head, tmp_path_factory):
     """The Jobs API, and a worker node with 2 CPUs for the jobs' tasks (the head has none)."""
-    from tests.ray_sandbox import OBJECT_STORE_BYTES, RAY
+    from tests.helpers.ray_sandbox import OBJECT_STORE_BYTES, RAY
 
     worker = ray_head.spawn([RAY, "start", f"--address={ray_head.gcs_address}", "--node-ip-address=127.0.0.8", "--num-cpus=2",
                              f"--memory={2 * 2**30}", f"--object-store-memory={OBJECT_STORE_BYTES}", "--block"], "jobs-worker")
@@ -99,7 +100,7 @@ def jobs(*argv: str, env: dict | None = None, timeout: float = 300) -> subproces
 def test_wine_shap_job_runs_on_the_cluster_and_writes_its_plots(jobs_api, ray_head, moto_server, aws, moto_in_sandbox, tmp_path, monkeypatch):
     from components.assumed_role_credentials import AssumedRoleCredentialsProvider
     from PIL import Image
-    from tests.conftest import create_program_role
+    from tests.helpers.moto import create_program_role
 
     # A bucket of its own, seeded by the example's seeding command as its owner would.
     admin = moto_server.admin_client("s3")
@@ -242,7 +243,7 @@ def test_every_subcommand_has_help():
 # --- RayJobs declared in a stack ---------------------------------------------------
 
 def test_every_rayjob_passes_the_crd_schema_and_runs_where_it_says(stack_runs):
-    from tests.upstream import validate_rayjob
+    from tests.helpers.upstream import validate_rayjob
 
     jobs_by_stack = {stack: [r.revealed_inputs for r in stack_runs[stack].of_type("kubernetes:ray.io/v1:RayJob")] for stack in ("eks", "gke")}
     for jobs_ in jobs_by_stack.values():
@@ -311,7 +312,7 @@ def test_a_stack_reaches_its_cluster_by_port_forward_with_the_token_secret(jobs_
 
     import yaml
 
-    from tests.envtest import server_side_apply
+    from tests.helpers.envtest import server_side_apply
 
     client = control_plane.dynamic()
     server_side_apply(client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ray-jobs"}})

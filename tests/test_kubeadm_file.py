@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from raykube.settings import KUBERNETES_MINOR_RANGE
-from tests.conftest import ROOT, run_program, stack_file_config
-from tests.envtest import kit_binary
+from tests.helpers.program import ROOT, run_program, stack_file_config
+from tests.helpers.envtest import kit_binary
 
 VERSIONS = [f"1.{minor}" for minor in range(KUBERNETES_MINOR_RANGE[0], KUBERNETES_MINOR_RANGE[1] + 1)]
 # An exact release inside the kit's kubeadm skew (it deploys control planes >= 1.35).

@@ -8,7 +8,7 @@ import pytest
 from components.kuberay_operator import operator_values
 from components.ray_cluster import ray_cluster_spec
 from components.ray_node import ray_resources, ray_start_args
-from tests.upstream import KUBERAY_OPERATOR_VALUES, unknown_chart_values, validate_kubernetes, validate_raycluster
+from tests.helpers.upstream import KUBERAY_OPERATOR_VALUES, unknown_chart_values, validate_kubernetes, validate_raycluster
 
 CHART = "kubernetes:helm.sh/v4:Chart"
 CRDS = "kubernetes:yaml/v2:ConfigGroup"
@@ -26,7 +26,7 @@ TWO_NAMESPACES = {
 
 @pytest.fixture(scope="module")
 def two_namespaces():
-    from tests.conftest import run_program
+    from tests.helpers.program import run_program
 
     return run_program(TWO_NAMESPACES, "eks")
 
@@ -188,7 +188,7 @@ def test_fixed_only_cluster_has_no_autoscaler():
 
 # --- a real Ray cluster: the resources Ray reports are the ones computed -----
 
-from tests.conftest import HEAD_GROUP
+from tests.helpers.ray_sandbox import HEAD_GROUP
 WORKER_GROUP = {
     "name": "cpu",
     "resources": {"requests": {"cpu": "2500m", "memory": "1536Mi"}, "limits": {"cpu": "3", "memory": "1536Mi"}},
@@ -200,7 +200,7 @@ def test_real_ray_nodes_report_the_computed_resources(ray_head):
     worker_params = ray_cluster_spec({**GPU_CLUSTER, "head": HEAD_GROUP, "worker_groups": [WORKER_GROUP]})["workerGroupSpecs"][0]["rayStartParams"]
     expected_worker = ray_resources(WORKER_GROUP["resources"], WORKER_GROUP["ray_resources"])
     assert expected_worker == {"CPU": 2, "GPU": 1, "memory": 1536 * 2**20, "accelerator_x": 2}
-    from tests.ray_sandbox import OBJECT_STORE_BYTES, RAY
+    from tests.helpers.ray_sandbox import OBJECT_STORE_BYTES, RAY
 
     proc = ray_head.spawn(
         [RAY, "start", f"--address={ray_head.gcs_address}", "--node-ip-address=127.0.0.9",

@@ -14,8 +14,8 @@ import pytest
 
 from components.kuberay_crds import CRD_TYPE, retain_crds
 from components.ray_worker_pool import drain_budget, worker_pool_deployment
-from tests.conftest import STACKS, run_program, stack_file_config
-from tests.upstream import validate_kubernetes, validate_raycluster
+from tests.helpers.program import STACKS, run_program, stack_file_config
+from tests.helpers.upstream import validate_kubernetes, validate_raycluster
 
 RAYCLUSTER = "kubernetes:ray.io/v1:RayCluster"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -71,7 +71,7 @@ def test_what_a_second_pulumi_up_does_to_the_autoscalers_replicas(stack_runs, co
     makes it the owner of the whole list: an unforced apply of a changed RayCluster
     fails, which is why the RayCluster carries pulumi.com/patchForce; the forced
     apply then starts ray-mode groups again from KubeRay's floor (minReplicas)."""
-    from tests.envtest import ApplyError, server_side_apply
+    from tests.helpers.envtest import ApplyError, server_side_apply
 
     client = control_plane.dynamic()
     objects = [copy.deepcopy(r.revealed_inputs) for r in stack_runs["eks"].kubernetes_objects()]
@@ -295,8 +295,8 @@ def test_redis_fault_tolerance_reads_the_password_from_an_existing_secret():
 def test_pool_worker_with_init_container_and_probes_joins_with_the_token(stack_runs, ray_head):
     """The init container's wait, `ray start` and the probes, as the kubelet runs them,
     against the session's Ray head, which requires the token."""
-    from tests.kubelet import container_env, expand
-    from tests.ray_sandbox import OBJECT_STORE_BYTES, RAY
+    from tests.helpers.kubelet import container_env, expand
+    from tests.helpers.ray_sandbox import OBJECT_STORE_BYTES, RAY
 
     pod = stack_runs["local"].of_type(DEPLOYMENT)[0].inputs["spec"]["template"]["spec"]
     worker_ip = "127.0.0.6"

@@ -8,8 +8,8 @@ import yaml
 
 from components.kubeadm_config import kubeadm_api_version, render_kubeadm_config
 from components.ray_worker_pool import worker_pool_deployment
-from tests.conftest import stack_file_config
-from tests.upstream import (
+from tests.helpers.program import stack_file_config
+from tests.helpers.upstream import (
     FLANNEL_VALUES,
     METRICS_SERVER_VALUES,
     unknown_chart_values,
@@ -167,9 +167,9 @@ TASK_SECONDS = 12
 
 
 def test_pool_worker_joins_and_prestop_drain_keeps_the_running_task(stack_runs, ray_head):
-    from tests.ray_sandbox import OBJECT_STORE_BYTES, RAY
+    from tests.helpers.ray_sandbox import OBJECT_STORE_BYTES, RAY
 
-    from tests.kubelet import container_env, expand
+    from tests.helpers.kubelet import container_env, expand
 
     deployment = stack_runs["local"].of_type(DEPLOYMENT)[0].inputs
     container = deployment["spec"]["template"]["spec"]["containers"][0]

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from raykube.settings import Settings
-from tests.conftest import ROOT, STACKS
-from tests.upstream import validate_kubernetes, validate_kuberay
+from tests.helpers.program import ROOT, STACKS
+from tests.helpers.upstream import validate_kubernetes, validate_kuberay
 
 
 def test_project_file_declares_python_pip_venv_and_stack_dir():
@@ -23,7 +23,7 @@ def test_project_config_defaults_equal_the_settings_model():
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     fields = {field.alias: field for field in Settings.model_fields.values()}
     for key, declaration in declared.items():
-        assert key in fields, f"Pulumi.yaml declares {key}, which settings.py does not know"
+        assert key in fields, f"Pulumi.yaml declares {key}, which the settings model (raykube/settings/) does not know"
         assert declaration["description"]
         assert declaration["default"] == fields[key].default
 

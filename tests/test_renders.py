@@ -8,7 +8,7 @@ import yaml
 from raykube.offline import SECRET
 from raykube.render import RENDERS, render
 from raykube.stack_file import read_stack_file
-from tests.conftest import ROOT, STACKS
+from tests.helpers.program import ROOT, STACKS
 
 REFRESH = "venv/bin/raykube render --all"
 

@@ -8,7 +8,7 @@ import pytest
 
 from raykube.offline import OfflineMocks, RecordingMonitor, run_offline
 from raykube.settings import SettingsError, installed_ray_version, parse_settings
-from tests.conftest import ROOT, run_program
+from tests.helpers.program import ROOT, run_program
 
 SOURCE = "stacks/Pulumi.test.yaml"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT, STACKS
+from tests.helpers.program import ROOT, STACKS
 
 WORKFLOW = ROOT / ".github" / "workflows" / "preview.yml"
 ACTIONLINT = str(Path(sys.executable).with_name("actionlint"))

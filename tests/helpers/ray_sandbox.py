@@ -22,6 +22,8 @@ from typing import Optional, Sequence
 HERE = Path(__file__).resolve().parent
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 80 * 1024 * 1024
+# The head every real-Ray test shares: CPU 0 as raykube's default head.
+HEAD_GROUP = {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}, "ray_resources": {"CPU": 0}}
 
 
 class RaySandbox:

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM = ROOT.parent / "shared" / "upstream"
 RAYCLUSTER_CRD = "kuberay/ray-operator/config/crd/bases/ray.io_rayclusters.yaml"
 RAYJOB_CRD = "kuberay/ray-operator/config/crd/bases/ray.io_rayjobs.yaml"
@@ -46,7 +46,8 @@ def upstream_path(relative: str) -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def _load(relative: str) -> Any:
+def load_upstream(relative: str) -> Any:
+    """One upstream YAML file, parsed once (treat it as read-only)."""
     with open(upstream_path(relative), encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
@@ -74,7 +75,7 @@ def _closed(schema: Any) -> Any:
 
 @functools.lru_cache(maxsize=None)
 def crd_validator(crd_file: str) -> jsonschema.protocols.Validator:
-    crd = _load(crd_file)
+    crd = load_upstream(crd_file)
     version = next(item for item in crd["spec"]["versions"] if item["name"] == "v1")
     schema = _closed(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
     return jsonschema.Draft7Validator(schema)
@@ -144,7 +145,7 @@ def _unknown_paths(values: Any, upstream: Any, path: str) -> Iterator[str]:
 
 def unknown_chart_values(values: dict[str, Any], values_file: str) -> list[str]:
     """Value paths that the chart's upstream values.yaml does not define."""
-    upstream = _load(values_file)
+    upstream = load_upstream(values_file)
     documented = _commented_paths(upstream_path(values_file).read_text(encoding="utf-8"))
     return [
         path

@@ -1,8 +1,10 @@
-"""What the kubelet does with a container spec before it runs: resolve the
-environment (values, the pod IP, Secret keys) and expand $(VAR) in args."""
+"""What the kubelet does that tests stand in for: resolve a container's environment
+(values, the pod IP, Secret keys), expand $(VAR) in args, and update Secret volumes."""
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 from typing import Any, Mapping
 
 
@@ -26,3 +28,18 @@ def container_env(container: Mapping[str, Any], pod_ip: str, secrets: Mapping[tu
 def expand(argument: str, env: Mapping[str, str]) -> str:
     """Kubernetes' $(VAR) expansion in command and args."""
     return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda match: env.get(match.group(1), match.group(0)), argument)
+
+
+def write_like_kubelet(directory: Path, files: dict[str, str]) -> None:
+    """Update a Secret volume the way the kubelet does: a new timestamped folder,
+    then an atomic swap of the `..data` link that the visible files point through."""
+    directory.mkdir(exist_ok=True)
+    version = directory / f"..{time.time_ns()}"
+    version.mkdir()
+    for key, text in files.items():
+        (version / key).write_text(text)
+        if not (directory / key).is_symlink():
+            (directory / key).symlink_to(Path("..data") / key)
+    staging = directory / "..data_tmp"
+    staging.symlink_to(version.name)
+    staging.replace(directory / "..data")

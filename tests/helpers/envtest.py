@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENVTEST = ROOT.parent / "shared" / "k8s-envtest" / "envtest"
 FIELD_MANAGER = "raykube-tests"
 
 
 def envtest_script() -> Path:
-    from tests.upstream import require_shared
+    from tests.helpers.upstream import require_shared
 
     return require_shared(ENVTEST, "the control-plane kit")
 

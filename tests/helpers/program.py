@@ -1,0 +1,43 @@
+"""The raykube program as `pulumi up` runs it, under Pulumi's mocks, for a stack file's config."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from raykube.offline import OfflineRun, run_offline, stack_config_values  # noqa: E402
+from raykube.render import stack_names  # noqa: E402
+
+STACKS = stack_names()
+
+
+def stack_file_config(stack: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def run_program(stack_config: dict[str, Any], stack: str = "test") -> OfflineRun:
+    """Run raykube as `pulumi up` would for a stack file whose `config:` is `stack_config`."""
+    from raykube.composition import build
+    from raykube.settings import load_settings
+
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    config = stack_config_values(stack_config, project.get("config", {}), "raykube")
+    return run_offline(lambda: build(load_settings()).as_tuple(), config, stack)
+
+
+def relocated(stack_config: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The same stack file with every Ray namespace renamed `<prefix>-<namespace>`:
+    one control plane serves many tests, each in namespaces of its own."""
+    import copy
+
+    config = copy.deepcopy(stack_config)
+    for key in ("raykube:rayClusters", "raykube:rayJobs"):
+        for item in config.get(key) or []:
+            item["namespace"] = f"{prefix}-{item.get('namespace', 'ray')}"
+    return config
