@@ -26,6 +26,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.assumed_role_credentials import AssumedRoleCredentials
+from components.args import check_args, component_label
 
 EXPIRES_ANNOTATION = "raykube.io/credentials-expire-at"
 CREDENTIALS_KEY = "credential-process.json"
@@ -126,6 +127,7 @@ class AwsRoleBridge(pulumi.ComponentResource):
     """Name of the credentials Secret in each namespace."""
 
     def __init__(self, name: str, args: AwsRoleBridgeArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_args(component_label("AwsRoleBridge", name), AwsRoleBridgeArgs, args)
         super().__init__("raykube:index:AwsRoleBridge", name, None, opts)
         secret_name = args.get("secret_name") or "aws-credentials"
         self.credentials = AssumedRoleCredentials(

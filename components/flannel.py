@@ -8,6 +8,7 @@ import pulumi_kubernetes as k8s
 from components.merge import deep_merge
 from components.pinned_chart import pinned_chart
 from components.versions import FLANNEL_CHART, FLANNEL_HELM_REPOSITORY, FLANNEL_VERSION
+from components.args import check_args, component_label
 
 NAMESPACE = "kube-flannel"
 
@@ -32,6 +33,7 @@ class Flannel(pulumi.ComponentResource):
     """Namespace Flannel runs in."""
 
     def __init__(self, name: str, args: FlannelArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_args(component_label("Flannel", name), FlannelArgs, args)
         super().__init__("raykube:index:Flannel", name, None, opts)
         self.namespace_resource = k8s.core.v1.Namespace(
             f"{name}-namespace",

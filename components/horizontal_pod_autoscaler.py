@@ -4,6 +4,7 @@ from typing import Any, Mapping, Optional, Required, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
+from components.args import check_args, component_label
 
 
 class ScaleUpArgs(TypedDict, total=False):
@@ -81,6 +82,7 @@ class HorizontalPodAutoscaler(pulumi.ComponentResource):
     """Name of the HorizontalPodAutoscaler."""
 
     def __init__(self, name: str, args: HorizontalPodAutoscalerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_args(component_label("HorizontalPodAutoscaler", name), HorizontalPodAutoscalerArgs, args)
         super().__init__("raykube:index:HorizontalPodAutoscaler", name, None, opts)
         self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",

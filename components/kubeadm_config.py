@@ -12,6 +12,7 @@ import pulumi
 import yaml
 
 from components.local_file import LocalFile
+from components.args import check_args, component_label
 
 KUBELET_API = "kubelet.config.k8s.io/v1beta1"
 
@@ -109,6 +110,7 @@ class KubeadmConfig(pulumi.ComponentResource):
     """kubeadm API version of the file (v1beta3 or v1beta4)."""
 
     def __init__(self, name: str, args: KubeadmConfigArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_args(component_label("KubeadmConfig", name), KubeadmConfigArgs, args)
         super().__init__("raykube:index:KubeadmConfig", name, None, opts)
         text = render_kubeadm_config(args)
         self.file: Optional[LocalFile] = None

@@ -6,6 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.versions import KUBERAY_CRD_PLURALS, KUBERAY_CRD_URL, KUBERAY_VERSION
+from components.args import check_args, component_label
 
 
 class KubeRayCrdsArgs(TypedDict, total=False):
@@ -53,6 +54,7 @@ class KubeRayCrds(pulumi.ComponentResource):
     """Names of the installed CRDs."""
 
     def __init__(self, name: str, args: KubeRayCrdsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_args(component_label("KubeRayCrds", name), KubeRayCrdsArgs, args)
         super().__init__("raykube:index:KubeRayCrds", name, None, opts)
         version = (args or {}).get("version") or KUBERAY_VERSION
         self.crds = k8s.yaml.v2.ConfigGroup(

@@ -7,6 +7,32 @@ import pulumi
 from components.merge import deep_merge
 from components.pinned_chart import pinned_chart
 from components.versions import KUBERAY_HELM_REPOSITORY, KUBERAY_OPERATOR_CHART, KUBERAY_VERSION
+from components.args import check_args, component_label
+
+
+# The kuberay-operator chart's own `featureGates` (chart 1.7.0, in its order).
+# Helm replaces a list value whole, so raykube sends this list with its own
+# gates laid over it; tests keep it equal to the chart's values.yaml.
+CHART_FEATURE_GATES: tuple[tuple[str, bool], ...] = (
+    ("RayClusterStatusConditions", True),
+    ("RayJobDeletionPolicy", True),
+    ("RayMultiHostIndexing", True),
+    ("RayServiceIncrementalUpgrade", True),
+    ("RayCronJob", False),
+    ("RayClusterMTLS", False),
+    ("RayClusterNetworkPolicy", False),
+    ("RayClusterHistoryServer", False),
+)
+# Off in KubeRay 1.7 (alpha); a RayCluster with gcsFaultToleranceOptions.backend
+# rocksdb is refused by an operator without it.
+EMBEDDED_GCS_STORAGE_GATE = "GCSFaultToleranceEmbeddedStorage"
+
+
+def feature_gate_values(gates: Mapping[str, bool]) -> list[dict[str, Any]]:
+    """The chart's `featureGates` list with `gates` laid over it (new gates last)."""
+    merged = dict(CHART_FEATURE_GATES)
+    merged.update({name: bool(enabled) for name, enabled in gates.items()})
+    return [{"name": name, "enabled": enabled} for name, enabled in merged.items()]
 
 
 class OperatorImageArgs(TypedDict, total=False):
@@ -37,6 +63,8 @@ class KubeRayOperatorArgs(TypedDict, total=False):
     """nodeSelector (default {})."""
     tolerations: Sequence[Mapping[str, Any]]
     """tolerations (default [])."""
+    feature_gates: Mapping[str, bool]
+    """KubeRay feature gates by name, laid over the chart's defaults (default {}: the chart's)."""
     values: Mapping[str, Any]
     """any other chart value, merged last (default {})."""
 
@@ -64,6 +92,8 @@ def operator_values(args: Mapping[str, Any]) -> dict[str, Any]:
         values["nodeSelector"] = dict(args["node_selector"])
     if args.get("tolerations"):
         values["tolerations"] = [dict(item) for item in args["tolerations"]]
+    if args.get("feature_gates"):
+        values["featureGates"] = feature_gate_values(args["feature_gates"])
     return deep_merge(values, args.get("values") or {})
 
 
@@ -76,6 +106,7 @@ class KubeRayOperator(pulumi.ComponentResource):
     """Helm release name of the operator."""
 
     def __init__(self, name: str, args: KubeRayOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_args(component_label("KubeRayOperator", name), KubeRayOperatorArgs, args)
         super().__init__("raykube:index:KubeRayOperator", name, None, opts)
         version = args.get("version") or KUBERAY_VERSION
         self.chart = pinned_chart(

@@ -7,6 +7,7 @@ import pulumi
 from components.merge import deep_merge
 from components.pinned_chart import pinned_chart
 from components.versions import METRICS_SERVER_CHART, METRICS_SERVER_CHART_VERSION, METRICS_SERVER_HELM_REPOSITORY
+from components.args import check_args, component_label
 
 
 class MetricsServerArgs(TypedDict, total=False):
@@ -54,6 +55,7 @@ class MetricsServer(pulumi.ComponentResource):
     """Namespace metrics-server runs in."""
 
     def __init__(self, name: str, args: MetricsServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_args(component_label("MetricsServer", name), MetricsServerArgs, args)
         super().__init__("raykube:index:MetricsServer", name, None, opts)
         args = args or {}
         namespace = args.get("namespace") or "kube-system"

@@ -8,6 +8,7 @@ import pulumi_kubernetes as k8s
 from components.dashboard_ingress import DASHBOARD_PORT, DashboardIngressArgs, dashboard_ingress
 from components.ray_node import ray_resources, ray_start_params
 from components.ray_pod import CONTAINER_SECURITY_CONTEXT, SecretInjection, ray_pod_template
+from components.args import ComponentArgsError, check_args, component_label
 
 GCS_PORT = 6379
 CLIENT_PORT = 10001
@@ -84,6 +85,8 @@ class WorkerGroupArgs(TypedDict, total=False):
     """this group's image (default the cluster's)."""
     idle_timeout_seconds: Optional[int]
     """"ray" mode, autoscaler v2: idle time before its workers go (default the cluster's)."""
+    termination_grace_period_seconds: Optional[int]
+    """time a stopping worker pod gets before it is killed (default Kubernetes', 30)."""
 
 
 class AutoscalerArgs(TypedDict, total=False):
@@ -98,15 +101,15 @@ class AutoscalerArgs(TypedDict, total=False):
 
 
 class GcsStorageArgs(TypedDict, total=False):
-    """rocksdb backend's PVC: size, storage_class_name, access_modes (default [ReadWriteOnce]),
-    claim_name (an existing PVC), deletion_policy (default DeleteWithCluster)."""
+    """rocksdb backend's PVC: size, storage_class_name, access_modes (default KubeRay's),
+    or claim_name (an existing PVC, alone), deletion_policy (default DeleteWithCluster)."""
 
     size: Optional[str]
     """PVC size, e.g. 10Gi (needed unless claim_name is given)."""
     storage_class_name: Optional[str]
     """Storage class (default the cluster's default class)."""
     access_modes: Sequence[str]
-    """PVC access modes (default [ReadWriteOnce])."""
+    """PVC access modes (default KubeRay's, ReadWriteOnce; not with claim_name)."""
     claim_name: Optional[str]
     """An existing PVC to use instead of creating one (default none)."""
     deletion_policy: str
@@ -198,7 +201,7 @@ def gcs_fault_tolerance_options(ft: Mapping[str, Any]) -> dict[str, Any]:
         fields = {
             "size": storage.get("size"),
             "storageClassName": storage.get("storage_class_name"),
-            "accessModes": list(storage.get("access_modes") or ["ReadWriteOnce"]),
+            "accessModes": list(storage.get("access_modes") or ()),
             "claimName": storage.get("claim_name"),
             "deletionPolicy": storage.get("deletion_policy"),
         }
@@ -212,8 +215,28 @@ def gcs_fault_tolerance_options(ft: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def ray_cluster_spec(args: Mapping[str, Any]) -> dict[str, Any]:
+def check_worker_groups(component: str, groups: Any) -> None:
+    """What the types cannot say: the mode, and min <= max. Outputs are checked once known."""
+    if isinstance(groups, pulumi.Output) or not groups:
+        return
+    for index, group in enumerate(groups):
+        if isinstance(group, pulumi.Output):
+            continue
+        where = f"worker_groups[{index}]"
+        mode = group.get("autoscaling", "ray")
+        if mode not in ("ray", "fixed"):
+            raise ComponentArgsError(component, f"{where}.autoscaling", f"RayCluster takes 'ray' or 'fixed', not {mode!r} (an HPA-scaled group is a RayWorkerPool)")
+        minimum, maximum = group.get("min_replicas", 0), group.get("max_replicas", 4)
+        for key, value in (("min_replicas", minimum), ("max_replicas", maximum), ("replicas", group.get("replicas"))):
+            if isinstance(value, int) and value < 0:
+                raise ComponentArgsError(component, f"{where}.{key}", f"must be >= 0, got {value}")
+        if isinstance(minimum, int) and isinstance(maximum, int) and minimum > maximum:
+            raise ComponentArgsError(component, f"{where}.max_replicas", f"must be >= min_replicas ({minimum}), got {maximum}")
+
+
+def ray_cluster_spec(args: Mapping[str, Any], component: str = "RayCluster") -> dict[str, Any]:
     """The RayCluster `spec` for resolved (plain) arguments."""
+    check_worker_groups(component, args.get("worker_groups"))
     head = dict(args.get("head") or {})
     groups = [dict(group) for group in args.get("worker_groups") or ()]
     injection = args.get("injection") or {}
@@ -238,8 +261,6 @@ def ray_cluster_spec(args: Mapping[str, Any]) -> dict[str, Any]:
     }
     for group in groups:
         mode = group.get("autoscaling", "ray")
-        if mode not in ("ray", "fixed"):
-            raise ValueError(f"worker group {group.get('name')!r}: RayCluster takes autoscaling 'ray' or 'fixed', not {mode!r}")
         minimum = group.get("min_replicas", 0)
         maximum = group.get("max_replicas", 4)
         spec_group: dict[str, Any] = {"groupName": group["name"]}
@@ -259,6 +280,7 @@ def ray_cluster_spec(args: Mapping[str, Any]) -> dict[str, Any]:
             image=group.get("image") or image,
             injection=injection,
             service_account_name=args.get("service_account_name"),
+            termination_grace_period_seconds=group.get("termination_grace_period_seconds"),
         )
         spec["workerGroupSpecs"].append(spec_group)
     if any(group.get("autoscaling", "ray") == "ray" for group in groups):
@@ -302,12 +324,15 @@ class RayCluster(pulumi.ComponentResource):
     """kubectl command that prints the auth token (empty when auth is disabled); never the token."""
 
     def __init__(self, name: str, args: RayClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        label = component_label("RayCluster", name)
+        check_args(label, RayClusterArgs, args)
+        check_worker_groups(label, args.get("worker_groups"))
         super().__init__("raykube:index:RayCluster", name, None, opts)
         namespace = args["namespace"]
         cluster_name = args.get("cluster_name") or name
         timeout = int(args.get("ready_timeout_seconds", 900))
         spec = pulumi.Output.from_input({key: value for key, value in args.items() if key != "dashboard_ingress"}).apply(
-            ray_cluster_spec
+            lambda resolved: ray_cluster_spec(resolved, label)
         )
         self.resource = k8s.apiextensions.CustomResource(
             f"{name}-raycluster",

@@ -8,6 +8,7 @@ import yaml
 
 from components.ray_cluster import AutoscalerArgs, HeadGroupArgs, WorkerGroupArgs, ray_cluster_spec
 from components.ray_pod import SecretInjection
+from components.args import check_args, component_label
 
 
 class RayJobArgs(TypedDict, total=False):
@@ -93,6 +94,7 @@ class RayJob(pulumi.ComponentResource):
     """kubectl command that prints the job's status."""
 
     def __init__(self, name: str, args: RayJobArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_args(component_label("RayJob", name), RayJobArgs, args)
         super().__init__("raykube:index:RayJob", name, None, opts)
         namespace = args["namespace"]
         job_name = args.get("job_name") or name

@@ -26,6 +26,7 @@ from components.ray_cluster import AUTH_TOKEN_KEY, GCS_PORT, auth_token_secret, 
 from components.ray_node import ray_resources, ray_start_args, ray_start_params
 from components.ray_pod import CONTAINER_SECURITY_CONTEXT, SecretInjection, ray_pod_template
 from components.versions import version_tuple
+from components.args import ComponentArgsError, check_args, component_label
 
 DRAIN_SCRIPT = (Path(__file__).with_name("ray_worker_drain.py")).read_text(encoding="utf-8")
 # Kubernetes gives a pod terminationGracePeriodSeconds in all, preStop hook
@@ -103,6 +104,17 @@ class RayWorkerPoolArgs(TypedDict, total=False):
     """ScaleUpArgs (default 4 pods or 100% per 15 s)."""
     cluster_domain: str
     """(default cluster.local)."""
+
+
+def check_pool_group(component: str, group: Mapping[str, Any]) -> None:
+    """An HPA keeps 1..max pods and measures CPU against the request."""
+    minimum, maximum = group.get("min_replicas", 1), group.get("max_replicas", 4)
+    if minimum < 1:
+        raise ComponentArgsError(component, "group.min_replicas", f"an HPA keeps at least 1 replica, got {minimum}")
+    if minimum > maximum:
+        raise ComponentArgsError(component, "group.max_replicas", f"must be >= min_replicas ({minimum}), got {maximum}")
+    if "cpu" not in ((group.get("resources") or {}).get("requests") or {}):
+        raise ComponentArgsError(component, "group.resources.requests", "needs a cpu request: the HPA's utilization is relative to it")
 
 
 def pool_name(cluster_name: str, group_name: str) -> str:
@@ -236,6 +248,9 @@ class RayWorkerPool(pulumi.ComponentResource):
     """Name of its HorizontalPodAutoscaler."""
 
     def __init__(self, name: str, args: RayWorkerPoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        label = component_label("RayWorkerPool", name)
+        check_args(label, RayWorkerPoolArgs, args)
+        check_pool_group(label, args["group"])
         super().__init__("raykube:index:RayWorkerPool", name, None, opts)
         manifest = worker_pool_deployment(args)
         group = args["group"]

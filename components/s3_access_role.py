@@ -5,6 +5,7 @@ from typing import Any, Optional, Sequence, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
+from components.args import check_args, component_label
 
 
 def bucket_policy(bucket: str) -> dict[str, Any]:
@@ -72,6 +73,7 @@ class S3AccessRole(pulumi.ComponentResource):
     """The bucket the role may use."""
 
     def __init__(self, name: str, args: S3AccessRoleArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_args(component_label("S3AccessRole", name), S3AccessRoleArgs, args)
         super().__init__("raykube:index:S3AccessRole", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         bucket = args["bucket"]

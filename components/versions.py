@@ -42,3 +42,16 @@ METRICS_SERVER_CHART = "metrics-server"
 # Ray images follow the installed `ray` package (requirements.txt pins it), so
 # the client that submits jobs and the cluster that runs them always match.
 RAY_IMAGE_REPOSITORY = "rayproject/ray"
+# The Python of the Ray image (tag suffix -py311): a pin, never the Python that
+# runs `pulumi up`. A teammate on another Python would otherwise change every
+# RayCluster's image, and with upgradeStrategy Recreate KubeRay would delete
+# every pod and end every running job. 3.11: the Python of this project's
+# tested machines and of the examples' pinned packages (shap 0.51 needs < 3.12
+# for the wheels the tests use). Ray Client (ray://) needs the same minor on
+# both sides; jobs submitted through the Jobs API run on the cluster's Python.
+RAY_IMAGE_PYTHON_VERSION = "3.11"
+
+
+def ray_image_python_tag(python_version: str) -> str:
+    """`py311` for "3.11": the suffix of rayproject/ray image tags."""
+    return "py" + python_version.replace(".", "")

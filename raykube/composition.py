@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 from components.flannel import Flannel
 from components.kubeadm_config import KubeadmConfig
 from components.kuberay_crds import KubeRayCrds
-from components.kuberay_operator import KubeRayOperator
+from components.kuberay_operator import EMBEDDED_GCS_STORAGE_GATE, KubeRayOperator
 from components.metrics_server import MetricsServer
 from components.ray_cluster import RayCluster
 from components.ray_job import RayJob
@@ -47,8 +47,21 @@ def kubernetes_provider(settings: Settings) -> k8s.Provider:
     )
 
 
+# WorkerGroup settings the program consumes itself instead of handing them on
+# (tests/test_settings_boundary.py holds every other field to a component's Args):
+# `autoscaling` picks the component (a RayCluster group, or a RayWorkerPool),
+# `hpa` becomes the pool's HPA arguments, `image` is resolved by image_for, and
+# an HPA-scaled group has no `replicas` or idle timeout (the settings refuse them).
+CONSUMED_BY_THE_PROGRAM = {"hpa"}
+POOL_GROUP_CONSUMED = CONSUMED_BY_THE_PROGRAM | {"autoscaling", "replicas", "idle_timeout_seconds", "image"}
+
+
 def _group_args(group: Any) -> dict[str, Any]:
-    return group.model_dump(exclude={"hpa"})
+    return group.model_dump(exclude=CONSUMED_BY_THE_PROGRAM)
+
+
+def _pool_group_args(group: Any) -> dict[str, Any]:
+    return group.model_dump(exclude=POOL_GROUP_CONSUMED)
 
 
 def _worker_group_args(cluster: RayClusterSettings, group: Any) -> dict[str, Any]:
@@ -120,6 +133,17 @@ def _metrics_server(settings: Settings, opts: pulumi.ResourceOptions) -> Metrics
     )
 
 
+def _feature_gates(settings: Settings, namespace: str) -> dict[str, bool]:
+    """The stack's feature gates, plus those the namespace's clusters need to be accepted."""
+    gates = dict(settings.operator.feature_gates)
+    if any(
+        cluster.namespace == namespace and cluster.gcs_fault_tolerance is not None and cluster.gcs_fault_tolerance.backend == "rocksdb"
+        for cluster in settings.ray_clusters
+    ):
+        gates[EMBEDDED_GCS_STORAGE_GATE] = True
+    return gates
+
+
 def _operators(settings: Settings, namespaces: dict[str, Any], waits_for: list[pulumi.Resource], opts: pulumi.ResourceOptions) -> dict[str, KubeRayOperator]:
     """The CRDs once (unless another stack on this Kubernetes cluster installed
     them), then one namespace-scoped operator per Ray namespace."""
@@ -137,6 +161,7 @@ def _operators(settings: Settings, namespaces: dict[str, Any], waits_for: list[p
                 "leader_election": operator.leader_election,
                 "node_selector": operator.node_selector,
                 "tolerations": operator.tolerations,
+                "feature_gates": _feature_gates(settings, namespace),
                 "values": operator.values,
             },
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*crds, namespaces[namespace], *waits_for])),
@@ -156,7 +181,7 @@ def _worker_pools(settings: Settings, cluster: RayClusterSettings, ray_aws: RayA
             {
                 "namespace": cluster.namespace,
                 "cluster_name": cluster.name,
-                "group": _group_args(group),
+                "group": _pool_group_args(group),
                 # The head's image and Ray version: pool pods roll with the head.
                 "image": cluster.image_for(group),
                 "ray_version": cluster.effective_ray_version,

@@ -273,8 +273,7 @@ def test_fault_tolerant_head_makes_pool_workers_wait_for_it():
     spec = the_cluster(result)["spec"]
     validate_raycluster(the_cluster(result))
     assert spec["gcsFaultToleranceOptions"] == {
-        "backend": "rocksdb", "storage": {"size": "10Gi", "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
-                                          "deletionPolicy": "DeleteWithCluster"}}
+        "backend": "rocksdb", "storage": {"size": "10Gi", "storageClassName": "standard", "deletionPolicy": "DeleteWithCluster"}}
     env = {item["name"]: item.get("value") for item in result.of_type(DEPLOYMENT)[0].inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["RAY_gcs_rpc_server_reconnect_timeout_s"] == "600"
 

@@ -49,6 +49,27 @@ INVALID = [
     ("minReplicas above maxReplicas", group(minReplicas=3, maxReplicas=2), "raykube:rayClusters[0].workerGroups[0].maxReplicas"),
     ("replicas outside min..max", group(minReplicas=1, maxReplicas=2, replicas=5), "raykube:rayClusters[0].workerGroups[0].replicas"),
     ("unknown autoscaling mode for a group", group(autoscaling="keda"), "raykube:rayClusters[0].workerGroups[0].autoscaling"),
+    # Settings a group's mode cannot use are errors, never dropped (issue: they rendered as if unset).
+    ("range on a fixed group", group(autoscaling="fixed", replicas=2, maxReplicas=3), "raykube:rayClusters[0].workerGroups[0].maxReplicas"),
+    ("fixed group without replicas", group(autoscaling="fixed", minReplicas=1, maxReplicas=3), "raykube:rayClusters[0].workerGroups[0].minReplicas"),
+    ("fixed group with no count at all", group(autoscaling="fixed"), "raykube:rayClusters[0].workerGroups[0].replicas"),
+    ("replicas on a group Ray's autoscaler scales", group(replicas=2), "raykube:rayClusters[0].workerGroups[0].replicas"),
+    ("hpa block on a group Ray's autoscaler scales", group(hpa={"targetCpuUtilizationPercent": 60}), "raykube:rayClusters[0].workerGroups[0].hpa"),
+    ("GPU group given a CPU image", group(image=f"rayproject/ray:{installed_ray_version()}-py311",
+                                          resources={"limits": {"nvidia.com/gpu": "1"}}), "raykube:rayClusters[0].workerGroups[0].image"),
+    ("head without CPUs and no worker group", cluster(workerGroups=[]), "raykube:rayClusters[0].workerGroups"),
+    ("head without CPUs and groups that never run a worker", group(maxReplicas=0), "raykube:rayClusters[0].workerGroups"),
+    ("RayJob cluster where nothing can run", {"rayJobs": [{"name": "j", "entrypoint": "python x.py", "workerGroups": []}]}, "raykube:rayJobs[0].workerGroups"),
+    ("image Python read as a number", cluster(pythonVersion=3.1), "raykube:rayClusters[0].pythonVersion"),
+    ("rocksdb with an existing claim and a size", cluster(gcsFaultTolerance={"backend": "rocksdb", "storage": {"claimName": "gcs", "size": "1Gi"}}),
+     "raykube:rayClusters[0].gcsFaultTolerance.storage.size"),
+    ("rocksdb with an existing claim and access modes", cluster(gcsFaultTolerance={"backend": "rocksdb", "storage": {"claimName": "gcs", "accessModes": ["ReadWriteOnce"]}}),
+     "raykube:rayClusters[0].gcsFaultTolerance.storage.accessModes"),
+    ("rocksdb with a storage namespace", cluster(gcsFaultTolerance={"backend": "rocksdb", "storage": {"size": "1Gi"}, "externalStorageNamespace": "x"}),
+     "raykube:rayClusters[0].gcsFaultTolerance.externalStorageNamespace"),
+    ("rocksdb with its feature gate turned off", {**cluster(gcsFaultTolerance={"backend": "rocksdb", "storage": {"size": "1Gi"}}),
+                                                  "operator": {"featureGates": {"GCSFaultToleranceEmbeddedStorage": False}}},
+     "raykube:rayClusters[0].gcsFaultTolerance.backend"),
     ("unknown autoscaler upscaling mode", cluster(autoscaler={"upscalingMode": "Fast"}), "raykube:rayClusters[0].autoscaler.upscalingMode"),
     ("unknown autoscaler version", cluster(autoscaler={"version": "v3"}), "raykube:rayClusters[0].autoscaler.version"),
     ("GPU group without a GPU limit", group(rayResources={"GPU": 1}), "raykube:rayClusters[0].workerGroups[0].resources.limits"),
@@ -123,8 +144,19 @@ def test_defaults_are_a_complete_local_stack():
     assert settings.kubelet_insecure_tls is True
     cluster_ = settings.ray_clusters[0]
     assert cluster_.effective_ray_version == installed_ray_version()
-    assert cluster_.effective_image == f"rayproject/ray:{installed_ray_version()}-py{sys.version_info.major}{sys.version_info.minor}"
+    # The image's Python is the pinned 3.11 (README, "Pinned versions"), whatever Python runs the program.
+    assert cluster_.effective_image == f"rayproject/ray:{installed_ray_version()}-py311"
     assert cluster_.head.ray_resources == {"CPU": 0.0}
+
+
+def test_the_image_python_is_a_setting_and_not_the_interpreters(monkeypatch):
+    import collections
+
+    version = collections.namedtuple("version_info", "major minor micro releaselevel serial")
+    monkeypatch.setattr(sys, "version_info", version(3, 12, 9, "final", 0))
+    assert parse_settings({}, SOURCE).ray_clusters[0].effective_image.endswith("-py311")
+    chosen = parse_settings(cluster(pythonVersion="3.12"), SOURCE).ray_clusters[0]
+    assert chosen.effective_image == f"rayproject/ray:{installed_ray_version()}-py312"
 
 
 def test_target_defaults_differ_where_the_profile_says():

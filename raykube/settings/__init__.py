@@ -21,7 +21,6 @@ from raykube.settings.ray_cluster import (
     RayClusterSettings,
     gpu_variant,
     installed_ray_version,
-    python_tag,
     version_tuple,
 )
 from raykube.settings.ray_jobs import RayJobSettings
@@ -35,5 +34,5 @@ __all__ = [
     "AwsAccessSettings", "ContainerResources", "DashboardIngress", "HeadGroup", "HpaSettings", "KubeadmSettings",
     "MetricsSettings", "NetworkSettings", "OperatorImage", "OperatorSettings", "RayClusterSettings", "RayGroup",
     "ScaleUpPolicy", "Settings", "SettingsError", "WorkerGroup", "config_values", "installed_ray_version",
-    "load_settings", "parse_settings", "python_tag", "stack_file",
+    "load_settings", "parse_settings", "stack_file",
 ]

@@ -15,8 +15,8 @@ class GcsStorage(Model):
 
     size: Optional[str] = Field(default=None, description="PVC size, e.g. 10Gi (needed unless claimName is given)")
     storage_class_name: Optional[str] = Field(default=None, description="storage class; default the cluster's default class")
-    access_modes: list[Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]] = Field(
-        default_factory=lambda: ["ReadWriteOnce"], description="PVC access modes"
+    access_modes: Optional[list[Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]]] = Field(
+        default=None, description="PVC access modes; default KubeRay's (ReadWriteOnce)"
     )
     claim_name: Optional[str] = Field(default=None, description="an existing PVC to use instead of creating one")
     deletion_policy: Literal["DeleteWithCluster", "Retain"] = Field(
@@ -76,6 +76,14 @@ class GcsFaultTolerance(Model):
                 raise ValueError("__redis__ the rocksdb backend keeps its state on a PVC: remove redis, or choose backend: redis")
             if self.storage is None or not (self.storage.size or self.storage.claim_name):
                 raise ValueError("__storage__ the rocksdb backend needs a PVC: give storage.size (and storageClassName) or storage.claimName")
+            if self.storage.claim_name:
+                # KubeRay sizes and classes only the PVC it creates itself.
+                for field in ("size", "storage_class_name", "access_modes"):
+                    if getattr(self.storage, field) is not None:
+                        key = GcsStorage.model_fields[field].alias
+                        raise ValueError(f"__storage.{key}__ an existing PVC (claimName) keeps its own {key}: remove {key}, or claimName to let KubeRay create one")
+            if self.external_storage_namespace is not None:
+                raise ValueError("__externalStorageNamespace__ the rocksdb backend keeps one cluster's state on its own PVC: remove it (it is for redis)")
         else:
             if self.storage is not None:
                 raise ValueError("__storage__ the redis backend keeps its state in Redis: remove storage, or choose backend: rocksdb")

@@ -31,6 +31,10 @@ class OperatorSettings(Model):
     leader_election: bool = Field(default=True, description="leader election (needed for more than one replica)")
     node_selector: dict[str, str] = Field(default_factory=dict, description="operator nodeSelector")
     tolerations: list[dict[str, Any]] = Field(default_factory=list, description="operator tolerations")
+    feature_gates: dict[str, bool] = Field(
+        default_factory=dict,
+        description="KubeRay feature gates by name, over the chart's defaults; raykube turns on those its clusters need",
+    )
     values: dict[str, Any] = Field(default_factory=dict, description="any other kuberay-operator chart value, passed through")
 
     @field_validator("version")

@@ -1,14 +1,13 @@
 """One RayCluster: version and images, groups, autoscaling, upgrades, authentication, fault tolerance."""
 from __future__ import annotations
 
-import sys
 from importlib import metadata
 import re
 from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from components.versions import RAY_IMAGE_REPOSITORY, version_tuple
+from components.versions import RAY_IMAGE_PYTHON_VERSION, RAY_IMAGE_REPOSITORY, ray_image_python_tag, version_tuple
 from raykube.settings.dashboard import DashboardIngress
 from raykube.settings.head_fault_tolerance import GcsFaultTolerance
 from raykube.settings.model import DNS1035, DNS1123, INT32_MAX, Model
@@ -24,11 +23,6 @@ def installed_ray_version() -> str:
     return metadata.version("ray")
 
 
-def python_tag() -> str:
-    """`py311` for Python 3.11: the suffix of rayproject/ray image tags."""
-    return f"py{sys.version_info.major}{sys.version_info.minor}"
-
-
 class AutoscalerOptions(Model):
     """KubeRay's in-tree Ray autoscaler (worker groups in `ray` mode)."""
 
@@ -39,6 +33,8 @@ class AutoscalerOptions(Model):
 
 # Ray token authentication exists from Ray 2.52.
 TOKEN_AUTH_MIN_RAY = (2, 52)
+# The embedded (rocksdb) GCS store exists from Ray 2.57.
+EMBEDDED_GCS_MIN_RAY = (2, 57)
 
 
 
@@ -48,6 +44,15 @@ def gpu_variant(image: str) -> str:
     if not repository or "/" in tag or re.search(r"-(gpu|cu\d+)", tag):
         return image
     return f"{image}-gpu"
+
+
+def require_a_place_for_tasks(head: HeadGroup, worker_groups: list[WorkerGroup]) -> None:
+    """A cluster whose head takes no tasks and that can have no worker never runs anything."""
+    if head.ray_resources.get("CPU", 1) == 0 and not any(group.most_workers > 0 for group in worker_groups):
+        raise ValueError(
+            "__workerGroups__ no task can ever run: the head takes none (head.rayResources.CPU is 0) and no worker group "
+            "can have a worker; add a worker group with maxReplicas (or replicas) above 0, or give the head CPUs"
+        )
 
 
 class AuthSettings(Model):
@@ -66,7 +71,11 @@ class RayClusterSettings(Model):
     name: str = Field(default="raycluster", description="RayCluster name (DNS-1035 label, at most 53 characters)")
     namespace: str = Field(default="ray", description="namespace; gets its own KubeRay operator")
     ray_version: Optional[str] = Field(default=None, description="Ray version; default: the installed `ray` package")
-    image: Optional[str] = Field(default=None, description="Ray image; default rayproject/ray:<rayVersion>-py<XY>")
+    image: Optional[str] = Field(default=None, description="Ray image; default rayproject/ray:<rayVersion>-py<pythonVersion>")
+    python_version: str = Field(
+        default=RAY_IMAGE_PYTHON_VERSION,
+        description="Python of the default Ray image (its tag's -pyXY), pinned: never the Python that runs `pulumi up`",
+    )
     allow_version_mismatch: bool = Field(
         default=False, description="allow rayVersion/image tag to differ from the installed ray client"
     )
@@ -96,6 +105,13 @@ class RayClusterSettings(Model):
                 f"of at most {RAY_CLUSTER_NAME_MAX} characters"
             )
         return name
+
+    @field_validator("python_version", mode="before")
+    @classmethod
+    def _python_version(cls, version: object) -> str:
+        if not isinstance(version, str) or not re.match(r"^3\.\d{1,2}$", version):
+            raise ValueError(f"{version!r} must be a quoted Python minor version such as \"3.11\" (YAML reads 3.10 as 3.1)")
+        return version
 
     @field_validator("namespace")
     @classmethod
@@ -130,6 +146,10 @@ class RayClusterSettings(Model):
                 f"__auth.mode__ token authentication needs Ray 2.52 or later (rayVersion is {version}); "
                 "upgrade Ray or set auth.mode: disabled"
             )
+        if self.gcs_fault_tolerance is not None and self.gcs_fault_tolerance.backend == "rocksdb" and version_tuple(version) < EMBEDDED_GCS_MIN_RAY:
+            raise ValueError(
+                f"__gcsFaultTolerance.backend__ the rocksdb backend needs Ray 2.57 or later (rayVersion is {version}): upgrade Ray or use backend: redis"
+            )
         if self.allow_version_mismatch:
             return self
         images = [("image", self.image)] + [(f"workerGroups.{index}.image", group.image) for index, group in enumerate(self.worker_groups)]
@@ -153,13 +173,28 @@ class RayClusterSettings(Model):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _gpu_groups_get_gpu_images(self) -> "RayClusterSettings":
+        for index, group in enumerate(self.worker_groups):
+            if group.wants_gpu and group.image and group.image.startswith(f"{RAY_IMAGE_REPOSITORY}:") and gpu_variant(group.image) != group.image:
+                raise ValueError(
+                    f"__workerGroups.{index}.image__ {group.image} has no CUDA, but the group requests GPUs: "
+                    f"use {gpu_variant(group.image)} (or leave image out: GPU groups default to it)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _something_can_run(self) -> "RayClusterSettings":
+        require_a_place_for_tasks(self.head, self.worker_groups)
+        return self
+
     @property
     def effective_ray_version(self) -> str:
         return self.ray_version or installed_ray_version()
 
     @property
     def effective_image(self) -> str:
-        return self.image or f"{RAY_IMAGE_REPOSITORY}:{self.effective_ray_version}-{python_tag()}"
+        return self.image or f"{RAY_IMAGE_REPOSITORY}:{self.effective_ray_version}-{ray_image_python_tag(self.python_version)}"
 
     def image_for(self, group: WorkerGroup) -> str:
         """A group's image: its own, else the cluster's (the -gpu variant for GPU groups)."""

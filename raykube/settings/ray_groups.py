@@ -116,12 +116,12 @@ class WorkerGroup(RayGroup):
         default="ray",
         description="ray: KubeRay's autoscaler; hpa: a Deployment scaled by an HPA on CPU; fixed: `replicas` pods",
     )
-    replicas: Optional[int] = Field(default=None, ge=0, le=INT32_MAX, description="initial (ray) or fixed count; default minReplicas")
-    min_replicas: int = Field(default=0, ge=0, le=INT32_MAX, description="fewest workers")
-    max_replicas: int = Field(default=4, ge=0, le=INT32_MAX, description="most workers")
+    replicas: Optional[int] = Field(default=None, ge=0, le=INT32_MAX, description="autoscaling fixed: the number of workers (required there, and only there)")
+    min_replicas: int = Field(default=0, ge=0, le=INT32_MAX, description="autoscaling ray or hpa: fewest workers")
+    max_replicas: int = Field(default=4, ge=0, le=INT32_MAX, description="autoscaling ray or hpa: most workers")
     hpa: HpaSettings = Field(default_factory=HpaSettings, description="HPA settings (autoscaling: hpa)")
     termination_grace_period_seconds: int = Field(
-        default=300, ge=30, le=86400, description="time a draining worker gets to finish its tasks"
+        default=300, ge=30, le=86400, description="time a stopping worker pod gets before it is killed (every mode)"
     )
     image: Optional[str] = Field(
         default=None,
@@ -149,10 +149,20 @@ class WorkerGroup(RayGroup):
 
     @model_validator(mode="after")
     def _group_rules(self) -> "WorkerGroup":
-        if self.replicas is not None and not self.min_replicas <= self.replicas <= self.max_replicas:
-            raise ValueError(
-                f"__replicas__ must lie within minReplicas..maxReplicas ({self.min_replicas}..{self.max_replicas}), got {self.replicas}"
-            )
+        # Every setting a group's mode cannot use is an error, never dropped.
+        chosen = self.model_fields_set
+        if self.autoscaling == "fixed":
+            ranged = [field for field in ("min_replicas", "max_replicas") if field in chosen]
+            if ranged:
+                key = type(self).model_fields[ranged[0]].alias
+                raise ValueError(f"__{key}__ a fixed group runs exactly `replicas` workers: remove {key}, or use autoscaling: ray or hpa")
+            if self.replicas is None:
+                raise ValueError("__replicas__ a fixed group needs replicas: the number of workers it runs")
+        elif self.replicas is not None:
+            owner = "Ray's autoscaler" if self.autoscaling == "ray" else "the HPA"
+            raise ValueError(f"__replicas__ {owner} sets the count of an autoscaling: {self.autoscaling} group: use minReplicas and maxReplicas")
+        if "hpa" in chosen and self.autoscaling != "hpa":
+            raise ValueError(f"__hpa__ only groups with autoscaling: hpa have an HPA (this group's autoscaling is {self.autoscaling}): remove hpa")
         if self.idle_timeout_seconds is not None and self.autoscaling != "ray":
             raise ValueError("__idleTimeoutSeconds__ only Ray's autoscaler removes idle workers: set it on groups with autoscaling: ray")
         if self.autoscaling == "hpa":
@@ -163,5 +173,6 @@ class WorkerGroup(RayGroup):
         return self
 
     @property
-    def initial_replicas(self) -> int:
-        return self.replicas if self.replicas is not None else self.min_replicas
+    def most_workers(self) -> int:
+        """The most workers this group can ever run."""
+        return self.replicas if self.autoscaling == "fixed" and self.replicas is not None else self.max_replicas

@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from components.kuberay_operator import EMBEDDED_GCS_STORAGE_GATE
 from raykube.settings.aws import AwsAccessSettings
 from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, MetricsSettings, NetworkSettings
 from raykube.settings.model import Model
@@ -123,6 +124,14 @@ class Settings(Model):
                 needs.append(((1, 6, 0), "upgradeStrategy", "upgradeStrategy", "set upgradeStrategy: None"))
             if cluster.gcs_fault_tolerance is not None and cluster.gcs_fault_tolerance.backend == "rocksdb":
                 needs.append(((1, 7, 0), "gcsFaultTolerance.backend", "the rocksdb GCS backend", "use backend: redis"))
+            if (
+                cluster.gcs_fault_tolerance is not None and cluster.gcs_fault_tolerance.backend == "rocksdb"
+                and self.operator.feature_gates.get(EMBEDDED_GCS_STORAGE_GATE) is False
+            ):
+                problems.append(
+                    f"__{index}.gcsFaultTolerance.backend__ rocksdb needs the operator's {EMBEDDED_GCS_STORAGE_GATE} feature gate, "
+                    "which operator.featureGates turns off: remove that entry, or use backend: redis"
+                )
             for minimum, key, what, instead in needs:
                 if operator < minimum:
                     problems.append(
