@@ -36,6 +36,9 @@ class RayAwsAccess:
     injection: dict[str, Any] = field(default_factory=dict)
     service_account: str | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # The AWS provider of the stack's region (None without AWS access), and what
+    # creates the bucket when raykube does: for job code uploads.
+    aws_opts: pulumi.ResourceOptions | None = None
 
 
 def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace], k8s_opts, outputs: dict[str, Any]) -> RayAwsAccess:
@@ -68,6 +71,7 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
             opts=aws_opts,
         )
         role_arn = role.role_arn
+        aws_opts = pulumi.ResourceOptions.merge(aws_opts, pulumi.ResourceOptions(depends_on=[role]))
     outputs["awsRoleArn"] = role_arn
     if access.mode == "irsa":
         accounts = [
@@ -82,7 +86,7 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
             )
             for namespace in settings.namespaces
         ]
-        return RayAwsAccess(service_account=access.service_account_name, depends_on=accounts)
+        return RayAwsAccess(service_account=access.service_account_name, depends_on=accounts, aws_opts=aws_opts)
     bridge = AwsRoleBridge(
         "aws-bridge",
         {
@@ -104,4 +108,4 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
     )
     outputs["awsCredentialsExpiration"] = bridge.expiration
     injection = ray_injection(access.secret_name, region, access.mount_path)
-    return RayAwsAccess(injection=injection, depends_on=[bridge])
+    return RayAwsAccess(injection=injection, depends_on=[bridge], aws_opts=aws_opts)

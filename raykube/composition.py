@@ -7,6 +7,7 @@ settings and calls `build`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -21,6 +22,7 @@ from components.ray_cluster import RayCluster
 from components.ray_job import RayJob
 from components.ray_worker_pool import RayWorkerPool
 from raykube.aws_access import RayAwsAccess, aws_access
+from raykube.job_code import upload_job_code
 from raykube.settings import RayClusterSettings, Settings
 
 # Ray pods meet "restricted" (non-root, no privilege escalation, no added
@@ -205,18 +207,27 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
     outputs = {}
     for job in settings.ray_jobs:
         defaults = RayClusterSettings(namespace=job.namespace, worker_groups=job.worker_groups)
+        runtime_env: Any = job.runtime_env
+        uploads: list[pulumi.Resource] = []
+        if job.code is not None and ray_aws.aws_opts is not None and settings.aws_access.bucket:
+            code, uri = upload_job_code(f"{job.namespace}-{job.name}-code", settings.aws_access.bucket, job.namespace, job.name, Path(job.code), ray_aws.aws_opts)
+            runtime_env = {**job.runtime_env, "working_dir": uri}
+            uploads.append(code)
+            outputs_code = uri
+        else:
+            outputs_code = None
         args: dict[str, Any] = {
             "namespace": job.namespace,
             "job_name": job.name,
             "entrypoint": job.entrypoint,
-            "runtime_env": job.runtime_env,
+            "runtime_env": runtime_env,
             "submission_mode": job.submission_mode,
             "backoff_limit": job.backoff_limit,
             "active_deadline_seconds": job.active_deadline_seconds,
             "shutdown_after_job_finishes": job.effective_shutdown,
             "ttl_seconds_after_finished": job.ttl_seconds_after_finished,
         }
-        waits_for: list[pulumi.Resource] = [operators[job.namespace], *ray_aws.depends_on]
+        waits_for: list[pulumi.Resource] = [operators[job.namespace], *ray_aws.depends_on, *uploads]
         if job.cluster:
             args["cluster_selector"] = job.cluster
             waits_for.append(clusters[(job.namespace, job.cluster)])
@@ -232,7 +243,7 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
                 auth_mode=defaults.auth.mode,
             )
         ray_job = RayJob(f"{job.namespace}-{job.name}", args, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)))
-        outputs[f"{job.namespace}/{job.name}"] = {"statusCommand": ray_job.status_command}
+        outputs[f"{job.namespace}/{job.name}"] = {"statusCommand": ray_job.status_command, **({"code": outputs_code} if outputs_code else {})}
     return outputs
 
 

@@ -256,7 +256,7 @@ def test_every_rayjob_passes_the_crd_schema_and_runs_where_it_says(stack_runs):
     assert spec["activeDeadlineSeconds"] == 3600 and spec["backoffLimit"] == 0 and spec["submissionMode"] == "K8sJobMode"
     import yaml
 
-    assert yaml.safe_load(spec["runtimeEnvYAML"])["working_dir"] == "s3://my-ray-input-data/code/wine_shap.zip"
+    assert yaml.safe_load(spec["runtimeEnvYAML"])["working_dir"].startswith("s3://my-ray-input-data/raykube/jobs/ray/wine-shap/")
     cluster = spec["rayClusterSpec"]
     assert cluster["authOptions"] == {"mode": "token"}  # the job's own cluster is as closed as the stack's
     assert cluster["headGroupSpec"]["template"]["spec"]["serviceAccountName"] == "ray-s3"  # IRSA reaches it too
@@ -275,6 +275,48 @@ def test_a_rayjob_waits_for_its_operator_and_cluster_and_is_replaced_when_change
     (custom,) = result.of_type("kubernetes:ray.io/v1:RayJob")
     assert custom.replace_on_changes == ["spec"] and custom.delete_before_replace
     assert result.outputs["rayJobs"]["ray-training/smoke-test"]["statusCommand"].startswith("kubectl -n ray-training get rayjob smoke-test")
+
+
+def test_the_job_code_is_uploaded_by_the_same_up_and_ray_unpacks_it_as_the_jobs_folder(stack_runs, tmp_path):
+    """The EKS stack's RayJob runs code `pulumi up` uploads: an S3 object at exactly the
+    working_dir URI, made before the job, holding the example's files, which Ray's own
+    unpacking of a remote zip turns into the job's folder."""
+    import zipfile
+
+    import yaml
+    from ray._private.runtime_env.packaging import unzip_package
+
+    result = stack_runs["eks"]
+    (upload,) = result.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    (job,) = result.of_type("kubernetes:ray.io/v1:RayJob")
+    working_dir = yaml.safe_load(job.inputs["spec"]["runtimeEnvYAML"])["working_dir"]
+    assert working_dir == f"s3://{upload.inputs['bucket']}/{upload.inputs['key']}" and working_dir.endswith(".zip")
+    (component,) = result.of_type("raykube:index:RayJob")
+    assert upload.urn in component.dependencies  # the object exists before KubeRay submits the job
+    example = ROOT / "examples" / "wine_shap"
+    assets = upload.inputs["source"]["assets"]
+    tracked = subprocess.run(["git", "ls-files", "."], cwd=example, capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(assets) == sorted(tracked)
+    # The provider zips an archive's assets under their names; Ray unpacks a remote zip so.
+    package = tmp_path / "code.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        for name, asset in assets.items():
+            archive.write(ROOT / asset["path"], name)
+    unzip_package(package_path=str(package), target_dir=str(tmp_path / "job"), remove_top_level_directory=True, unlink_zip=True)
+    assert (tmp_path / "job" / "job.py").read_bytes() == (example / "job.py").read_bytes()
+
+
+def test_changed_job_code_gets_a_new_key_and_the_same_code_keeps_it(tmp_path):
+    """Ray caches a remote working_dir by URI: new code must mean a new URI."""
+    from raykube.job_code import code_key
+
+    (tmp_path / "job.py").write_text("print(1)\n")
+    first = code_key("ray", "j", tmp_path)
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "job.cpython-311.pyc").write_bytes(b"x")
+    assert code_key("ray", "j", tmp_path) == first  # caches are not code
+    (tmp_path / "job.py").write_text("print(2)\n")
+    assert code_key("ray", "j", tmp_path) != first
 
 
 FAKE_KUBECTL = '''#!{python}

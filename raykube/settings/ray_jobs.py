@@ -1,6 +1,7 @@
 """Ray jobs as KubeRay RayJobs: a job with its own cluster, or on a stack's RayCluster."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
@@ -22,6 +23,11 @@ class RayJobSettings(Model):
     entrypoint: str = Field(description="the command, e.g. python job.py --bucket my-bucket")
     runtime_env: dict[str, Any] = Field(
         default_factory=dict, description="Ray runtime environment: pip, env_vars, working_dir (a remote URI such as s3://...)"
+    )
+    code: Optional[str] = Field(
+        default=None,
+        description="a folder of this project (e.g. examples/wine_shap) that pulumi up uploads to awsAccess.bucket "
+        "and the job runs in (its runtimeEnv working_dir)",
     )
     cluster: Optional[str] = Field(
         default=None, description="run on this RayCluster of rayClusters[] in the same namespace; default: a cluster of its own"
@@ -57,6 +63,14 @@ class RayJobSettings(Model):
             raise ValueError("must be the command the job runs, e.g. python job.py")
         return entrypoint
 
+    @field_validator("code")
+    @classmethod
+    def _code(cls, code: Optional[str]) -> Optional[str]:
+        # Relative to the project folder: where `pulumi up` (and `raykube render`) run the program.
+        if code is not None and not Path(code).is_dir():
+            raise ValueError(f"{code!r} is not a folder (relative to the project folder {Path.cwd()})")
+        return code
+
     @field_validator("worker_groups")
     @classmethod
     def _groups(cls, groups: list[WorkerGroup]) -> list[WorkerGroup]:
@@ -64,6 +78,12 @@ class RayJobSettings(Model):
             if group.autoscaling == "hpa":
                 raise ValueError(f"__{index}.autoscaling__ a RayJob's own cluster scales with Ray (ray or fixed), not an HPA")
         return groups
+
+    @model_validator(mode="after")
+    def _one_working_dir(self) -> "RayJobSettings":
+        if self.code is not None and "working_dir" in self.runtime_env:
+            raise ValueError("__runtimeEnv.working_dir__ code sets the job's working_dir (the uploaded folder): remove one of them")
+        return self
 
     @model_validator(mode="after")
     def _cluster_or_own(self) -> "RayJobSettings":

@@ -106,6 +106,8 @@ class Settings(Model):
             if job.cluster is not None and (job.namespace, job.cluster) not in clusters:
                 names = sorted(name for namespace, name in clusters if namespace == job.namespace)
                 raise ValueError(f"__rayJobs.{index}.cluster__ no RayCluster {job.cluster!r} in namespace {job.namespace} (there: {', '.join(names)})")
+            if job.code is not None and self.aws_access.mode == "none":
+                raise ValueError(f"__rayJobs.{index}.code__ the job's code is uploaded to awsAccess.bucket: set awsAccess (mode secret or irsa), or use runtimeEnv.working_dir")
             if (job.namespace, job.name) in seen:
                 raise ValueError(f"__rayJobs.{index}.name__ duplicate RayJob {job.name!r} in namespace {job.namespace}")
             seen.add((job.namespace, job.name))

@@ -1,0 +1,46 @@
+"""A RayJob's code, uploaded by the same `pulumi up` that creates the job.
+
+The folder goes to the stack's AWS access bucket as a zip (Pulumi's FileArchive,
+which the AWS provider zips), under a key named after the folder's content:
+Ray caches a remote working_dir by its URI, so new code needs a new URI, and
+unchanged code keeps the same one (no diff, no new job).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+# Files a job never needs: byte-code caches, editor and VCS leftovers.
+SKIPPED_PARTS = ("__pycache__", ".git", ".pytest_cache", ".ipynb_checkpoints")
+SKIPPED_SUFFIXES = (".pyc", ".pyo")
+
+
+def code_files(folder: Path) -> list[Path]:
+    return sorted(
+        path for path in folder.rglob("*")
+        if path.is_file() and not any(part in SKIPPED_PARTS for part in path.relative_to(folder).parts)
+        and path.suffix not in SKIPPED_SUFFIXES
+    )
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over every file's relative path and bytes: the same on every machine."""
+    digest = hashlib.sha256()
+    for path in code_files(folder):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def code_key(namespace: str, job: str, folder: Path) -> str:
+    return f"raykube/jobs/{namespace}/{job}/{folder_digest(folder)[:16]}.zip"
+
+
+def upload_job_code(name: str, bucket: str, namespace: str, job: str, folder: Path, opts: pulumi.ResourceOptions) -> tuple[aws.s3.BucketObjectv2, str]:
+    """The S3 object holding `folder`, and the s3:// URI a runtime env's working_dir takes."""
+    key = code_key(namespace, job, folder)
+    archive = pulumi.AssetArchive({path.relative_to(folder).as_posix(): pulumi.FileAsset(str(path)) for path in code_files(folder)})
+    code = aws.s3.BucketObjectv2(name, bucket=bucket, key=key, source=archive, content_type="application/zip", opts=opts)
+    return code, f"s3://{bucket}/{key}"
