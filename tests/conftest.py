@@ -127,3 +127,14 @@ def moto_in_sandbox(moto_server, ray_head, tmp_path):
 
 
 
+
+@pytest.fixture(scope="session")
+def simulated_cluster(control_plane, stack_runs):
+    """The session's control plane with kwok nodes, a stand-in scheduler and real
+    KubeRay operators (started per namespace by pulumi_up), the controller-manager
+    running with the local stack's kubeadm flags."""
+    from tests.helpers.simulated_cluster import SimulatedCluster, controller_manager_flags
+
+    cluster = SimulatedCluster(control_plane, controller_manager_flags(stack_runs["local"].outputs["kubeadmConfig"]))
+    yield cluster
+    cluster.stop()

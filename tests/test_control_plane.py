@@ -12,6 +12,7 @@ import pytest
 from components.quantity import parse_quantity
 from tests.helpers.program import STACKS, stack_file_config
 from tests.helpers.envtest import ApplyError, server_side_apply
+from tests.helpers.simulated_cluster import controller_manager_flags
 
 KIND_ORDER = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "Service"]
 
@@ -244,7 +245,7 @@ def test_limits_are_refused_clearly_or_accepted_by_the_server(control_plane, sta
         # The error names this setting, the sibling it must agree with, or the
         # section that holds it (an hpa block on a group another mode scales).
         parent = key.rsplit(".", 1)[0]
-        assert any(k == key or k.startswith(parent) or key.startswith(f"{k}.") for k in error.keys), f"{key}={value!r} gave: {error}"
+        assert any(k == key or k.startswith(parent) or key.startswith((f"{k}.", f"{k}[")) for k in error.keys), f"{key}={value!r} gave: {error}"
         assert "Traceback" not in str(error)
         return
     client = control_plane.dynamic()
@@ -263,16 +264,6 @@ def test_limits_are_refused_clearly_or_accepted_by_the_server(control_plane, sta
 
 
 # --- the HPA pool under a real kube-controller-manager -----------------------
-
-def controller_manager_flags(kubeadm_text: str) -> list[str]:
-    """`--name=value` for each controllerManager extraArg of the kubeadm file."""
-    import yaml
-
-    cluster = next(doc for doc in yaml.safe_load_all(kubeadm_text) if doc and doc["kind"] == "ClusterConfiguration")
-    extra = cluster["controllerManager"]["extraArgs"]
-    pairs = [(item["name"], item["value"]) for item in extra] if isinstance(extra, list) else list(extra.items())
-    return [f"--{name}={value}" for name, value in pairs]
-
 
 def test_hpa_scales_the_pool_and_its_pods_are_admitted(stack_runs, control_plane):
     from tests.helpers.envtest import wait_for

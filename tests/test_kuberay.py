@@ -8,6 +8,7 @@ import pytest
 from components.kuberay_operator import operator_values
 from components.ray_cluster import ray_cluster_spec
 from components.ray_node import ray_resources, ray_start_args
+from tests.helpers.program import run_program, stack_file_config
 from tests.helpers.upstream import KUBERAY_OPERATOR_VALUES, unknown_chart_values, validate_kubernetes, validate_raycluster
 
 CHART = "kubernetes:helm.sh/v4:Chart"
@@ -218,3 +219,25 @@ def test_real_ray_nodes_report_the_computed_resources(ray_head):
     finally:
         ray_head.signal(proc, 15)
         ray_head.wait(proc, timeout=120)
+
+
+def test_the_operator_charts_feature_gates_are_the_charts_own_with_raykubes_laid_over():
+    """Helm replaces a list value whole: raykube sends the chart's featureGates list, so it must be the chart's."""
+    from components.kuberay_operator import CHART_FEATURE_GATES, EMBEDDED_GCS_STORAGE_GATE, feature_gate_values
+    from tests.helpers.upstream import load_upstream
+
+    chart = load_upstream(KUBERAY_OPERATOR_VALUES)["featureGates"]
+    assert [(gate["name"], gate["enabled"]) for gate in chart] == list(CHART_FEATURE_GATES)
+    laid_over = feature_gate_values({EMBEDDED_GCS_STORAGE_GATE: True, "RayCronJob": True})
+    assert laid_over[: len(chart)] == [{**gate, "enabled": True} if gate["name"] == "RayCronJob" else gate for gate in chart]
+    assert laid_over[len(chart):] == [{"name": EMBEDDED_GCS_STORAGE_GATE, "enabled": True}]
+
+
+def test_only_namespaces_with_a_rocksdb_cluster_get_the_embedded_storage_gate():
+    config = stack_file_config("gke")
+    config["raykube:rayClusters"][0]["gcsFaultTolerance"] = {"backend": "rocksdb", "storage": {"size": "10Gi"}}
+    result = run_program(config, "gke")
+    gates = {chart.inputs["namespace"]: {g["name"]: g["enabled"] for g in chart.inputs["values"].get("featureGates", [])}
+             for chart in result.of_type("kubernetes:helm.sh/v4:Chart") if chart.inputs.get("chart") == "kuberay-operator"}
+    assert gates["ray-training"]["GCSFaultToleranceEmbeddedStorage"] is True
+    assert gates["ray-serving"] == {}  # the chart's own defaults

@@ -54,3 +54,18 @@ def test_no_render_file_is_ignored_by_git():
     files = [str(path.relative_to(ROOT)) for path in RENDERS.rglob("*") if path.is_file()]
     done = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=ROOT, capture_output=True, text=True)
     assert done.stdout.split() == [], "ignored by .gitignore"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("python", [(3, 10), (3, 12), (3, 13)])
+def test_a_teammate_on_another_python_renders_the_same_bytes(stack, python, tmp_path, capsys, monkeypatch):
+    """The render (and so every RayCluster pulumi up sends) must not follow the interpreter:
+    a changed image would make KubeRay (upgradeStrategy Recreate) delete every pod."""
+    import collections
+    import sys
+
+    version = collections.namedtuple("version_info", "major minor micro releaselevel serial")
+    monkeypatch.setattr(sys, "version_info", version(*python, 0, "final", 0))
+    assert render(read_stack_file(stack, None), tmp_path / stack) == 0
+    capsys.readouterr()
+    assert tree(tmp_path / stack) == tree(RENDERS / stack)

@@ -1,0 +1,82 @@
+"""The KubeRay operator's command line and environment as the kuberay-operator
+chart (v1.7.0, templates/deployment.yaml) makes them from its values.
+
+The program hands the chart values; `pulumi up` has Helm render them into the
+operator Deployment's args. Here the values are merged over the chart's own
+values.yaml (from ../shared/upstream) the way Helm merges them, then turned
+into the flags the chart's template writes, so the test operator runs exactly
+as the real one would.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+from tests.helpers.upstream import KUBERAY_OPERATOR_VALUES, load_upstream
+
+
+def helm_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's coalescing of user values over chart values: maps merge, lists and scalars replace, null deletes."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = helm_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def chart_values(program_values: Mapping[str, Any]) -> dict[str, Any]:
+    return helm_merge(load_upstream(KUBERAY_OPERATOR_VALUES), program_values)
+
+
+def _go_bool(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def operator_command_line(program_values: Mapping[str, Any], release_namespace: str) -> tuple[list[str], dict[str, str]]:
+    """(flags, environment) of the operator container for these chart values."""
+    values = chart_values(program_values)
+    if (values.get("configuration") or {}).get("enabled"):
+        raise AssertionError("configuration.enabled moves the flags into a ConfigMap; the harness does not model it")
+    flags: list[str] = []
+    scheduler = values.get("batchScheduler") or {}
+    if scheduler.get("enabled"):
+        flags.append("--enable-batch-scheduler")
+    if scheduler.get("name"):
+        flags.append(f"--batch-scheduler={scheduler['name']}")
+    watch = values.get("watchNamespace")
+    if values.get("singleNamespaceInstall") and not watch:
+        flags.append(f"--watch-namespace={release_namespace}")
+    elif watch:
+        flags.append(f"--watch-namespace={','.join(watch)}")
+    logging = values.get("logging") or {}
+    if logging.get("baseDir") and logging.get("fileName"):
+        # A path inside the operator's container: out of cluster it goes to the kit's log instead.
+        pass
+    for key, flag in (("stdoutEncoder", "--log-stdout-encoder"), ("fileEncoder", "--log-file-encoder")):
+        if logging.get(key):
+            flags.append(f"{flag}={logging[key]}")
+    if "useKubernetesProxy" in values:
+        flags.append(f"--use-kubernetes-proxy={_go_bool(values['useKubernetesProxy'])}")
+    # leaderElectionEnabled: the kit runs the operator out of cluster, where
+    # controller-runtime has no namespace for the lease; it passes
+    # --enable-leader-election=false itself, and one operator per namespace
+    # needs no election.
+    metrics = values.get("metrics") or {}
+    if "enabled" in metrics:
+        flags.append(f"--enable-metrics={_go_bool(metrics['enabled'])}")
+    if "reconcileConcurrency" in values:
+        flags.append(f"--reconcile-concurrency={values['reconcileConcurrency']}")
+    client = values.get("kubeClient") or {}
+    if "qps" in client:
+        flags.append(f"--qps={client['qps']}")
+    if "burst" in client:
+        flags.append(f"--burst={client['burst']}")
+    gates = values.get("featureGates") or []
+    if gates:
+        flags.append("--feature-gates=" + ",".join(f"{gate['name']}={_go_bool(gate['enabled'])}" for gate in gates))
+    environment = {item["name"]: str(item["value"]) for item in values.get("env") or [] if "value" in item}
+    return flags, environment
