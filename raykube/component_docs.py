@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             print("README.md's component reference is stale: run `venv/bin/python -m raykube.component_docs`", file=sys.stderr)
             return 1
         return 0
+    if new == text:
+        print("README.md: component reference already up to date")
+        return 0
     README.write_text(new, encoding="utf-8")
     print("README.md: component reference updated")
     return 0

@@ -12,7 +12,8 @@ and writes one deterministic file per resource for review in pull requests:
   outputs.yaml               the stack outputs
 
 Secret values are written as "[secret]". Invalid settings print the error
-and exit 2. `--all` renders every stack into renders/<stack>, the renders
+and exit 2. The output folder must be new, empty, or one render wrote before
+(raykube/render_output.py): only render's own files are replaced. `--all` renders every stack into renders/<stack>, the renders
 committed for review (a test fails when they are stale).
 """
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -28,7 +28,8 @@ from typing import Any, Optional
 
 import yaml
 
-from raykube.stack_file import EXIT_INVALID_SETTINGS, StackFile, StackFileError, add_stack_arguments, read_stack_file
+from raykube.render_output import RenderOutputError, check_output_folder, write_render
+from raykube.stack_file import EXIT_INVALID_SETTINGS, ROOT, StackFile, StackFileError, add_stack_arguments, read_stack_file
 
 
 def _dump(data: Any) -> str:
@@ -95,10 +96,13 @@ def render(stack_file: StackFile, out: Path) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_SETTINGS
     config, stack, source = stack_file.config, stack_file.stack, stack_file.source
+    try:
+        check_output_folder(out, ROOT)  # before the work: a refused folder costs nothing
+    except RenderOutputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID_SETTINGS
     run = run_offline(lambda: build(settings).as_tuple(), config, stack)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    files: dict[str, str] = {}
     written: Counter[str] = Counter()
     counts: Counter[str] = Counter()
     for resource in run.resources:
@@ -106,16 +110,17 @@ def render(stack_file: StackFile, out: Path) -> int:
         relative = _relative_path(resource)
         if relative is None:
             continue
-        target = out / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(_dump(_content(resource)), encoding="utf-8")
+        files[relative] = _dump(_content(resource))
         written[relative.split("/")[0]] += 1
     for name, text in sorted(run.files.items()):
-        target = out / "files" / _safe(os.path.basename(name))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        files[f"files/{_safe(os.path.basename(name))}"] = text
         written["files"] += 1
-    (out / "outputs.yaml").write_text(_dump(run.outputs), encoding="utf-8")
+    files["outputs.yaml"] = _dump(run.outputs)
+    try:
+        write_render(out, files, ROOT)
+    except RenderOutputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID_SETTINGS
 
     print(f"stack {stack} ({source}): {sum(counts.values())} resources")
     width = max(len(type_) for type_ in counts) if counts else 10
@@ -126,34 +131,39 @@ def render(stack_file: StackFile, out: Path) -> int:
 
 
 # The renders committed for review, one folder per stack (`raykube render --all`).
-RENDERS = Path(__file__).resolve().parent.parent / "renders"
+RENDERS = ROOT / "renders"
 
 
 def stack_names() -> list[str]:
-    from raykube.stack_file import ROOT
-
     return sorted(path.stem.removeprefix("Pulumi.") for path in (ROOT / "stacks").glob("Pulumi.*.yaml"))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="raykube render", description=__doc__.split("\n\n")[0])
-    add_stack_arguments(parser, default="local")
-    parser.add_argument("--out", type=Path, default=Path("render"), help="output folder, replaced (default ./render)")
+    add_stack_arguments(parser)  # --stack defaults to local below, so --all can tell it was not given
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder: new, empty, or one raykube render wrote (only its own files are replaced; default ./render)")
     parser.add_argument("--all", action="store_true",
                         help="every stack in stacks/ into renders/<stack>: the renders committed for review")
     args = parser.parse_args(argv)
     if args.all:
-        for stack in stack_names():
+        given = [flag for flag, value in (("--stack", args.stack), ("--config", args.config), ("--out", args.out)) if value]
+        if given:
+            print(f"error: --all renders every stack into renders/<stack>; it takes no {', '.join(given)}", file=sys.stderr)
+            return EXIT_INVALID_SETTINGS
+        stacks = stack_names()
+        for index, stack in enumerate(stacks, 1):
+            print(f"[{index}/{len(stacks)}] rendering {stack} ...", flush=True)
             code = render(read_stack_file(stack, None), RENDERS / stack)
             if code:
                 return code
         return 0
     try:
-        stack_file = read_stack_file(args.stack, args.config)
+        stack_file = read_stack_file(args.stack or (None if args.config else "local"), args.config)
     except StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_SETTINGS
-    return render(stack_file, args.out.resolve())
+    return render(stack_file, (args.out or Path("render")).resolve())
 
 
 if __name__ == "__main__":

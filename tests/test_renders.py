@@ -69,3 +69,52 @@ def test_a_teammate_on_another_python_renders_the_same_bytes(stack, python, tmp_
     assert render(read_stack_file(stack, None), tmp_path / stack) == 0
     capsys.readouterr()
     assert tree(tmp_path / stack) == tree(RENDERS / stack)
+
+
+# --- where render may write: never a file of the user's ---------------------------------
+
+def render_cli(*argv: str, cwd=ROOT):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "raykube.render", *argv], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_a_folder_with_a_foreign_file_is_refused_and_nothing_is_deleted(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    done = render_cli("--stack", "aks", "--out", str(tmp_path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "notes.txt" in done.stderr and str(tmp_path) in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("where", ["working folder", "project root", "a parent of the project"])
+def test_the_working_folder_and_the_project_are_refused(tmp_path, where):
+    cwd, out = {"working folder": (tmp_path, "."), "project root": (ROOT, str(ROOT)), "a parent of the project": (ROOT, str(ROOT.parent))}[where]
+    (tmp_path / "keep.txt").write_text("mine")
+    before = sorted(path.name for path in ROOT.iterdir())
+    done = render_cli("--stack", "aks", "--out", out, cwd=cwd)
+    assert done.returncode == 2 and "refusing to render into" in done.stderr and "Traceback" not in done.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+    assert sorted(path.name for path in ROOT.iterdir()) == before
+
+
+def test_a_render_replaces_its_own_files_and_keeps_the_users(tmp_path):
+    out = tmp_path / "render"
+    assert render_cli("--stack", "eks", "--out", str(out)).returncode == 0
+    (out / "my-notes.md").write_text("mine")
+    # A file the previous render wrote and the next one no longer writes goes.
+    (out / "kubernetes" / "ray" / "old-object.yaml").write_text("stale")
+    with open(out / ".raykube-render", "a") as marker:
+        marker.write("kubernetes/ray/old-object.yaml\n")
+    (out / "outputs.yaml").write_text("edited")
+    done = render_cli("--stack", "eks", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert (out / "my-notes.md").read_text() == "mine"
+    assert not (out / "kubernetes" / "ray" / "old-object.yaml").exists()
+    assert tree(out) == {**tree(RENDERS / "eks"), "my-notes.md": "mine"}
+
+
+def test_all_takes_no_stack_or_out():
+    done = render_cli("--all", "--stack", "eks", "--out", "elsewhere")
+    assert done.returncode == 2 and "--all" in done.stderr and "--stack" in done.stderr and "--out" in done.stderr
