@@ -36,7 +36,7 @@ def _client(service: str, props: dict[str, Any]):
 
 def assume_role(props: dict[str, Any]) -> dict[str, Any]:
     """Call STS AssumeRole; return the credentials and their expiry (ISO 8601, UTC)."""
-    from botocore.exceptions import ClientError, NoCredentialsError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     sts = _client("sts", props)
     request: dict[str, Any] = {
@@ -55,6 +55,9 @@ def assume_role(props: dict[str, Any]) -> dict[str, Any]:
             break
         except NoCredentialsError:
             raise AssumeRoleError(f"cannot assume {props['role_arn']}: no AWS credentials found for the caller") from None
+        except BotoCoreError as error:  # no answer: endpoint down, DNS, proxy, timeout
+            where = props.get("endpoint_url") or f"STS in {props.get('region')}"
+            raise AssumeRoleError(f"cannot assume {props['role_arn']}: cannot reach {where} ({type(error).__name__})") from None
         except ClientError as error:
             denied = error.response.get("Error", {}).get("Code", "").startswith("AccessDenied")
             if denied and time.monotonic() < deadline:

@@ -11,9 +11,10 @@ when fewer than 15 minutes are left). Safe to run from cron or a systemd
 timer: it only ever replaces valid credentials with newer ones, and a failed
 AssumeRole changes nothing.
 
-Exit status: 0 done; 1 AWS or Kubernetes refused (the message says which and
-why), or, for status, a Secret expired or missing; 2 unusable stack file or
-settings.
+Exit status: 0 done; 1 AWS or Kubernetes refused or unreachable (the message
+says which and why), or, for status, a Secret expired or missing; 2 unusable
+stack file or settings (also: the stack has no credentials Secret, awsAccess.mode
+is not secret).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 
 from typing import Optional
 
+from raykube.cluster_api import ClusterUnreachable, core_api, reaching
 from raykube.stack_file import EXIT_INVALID_SETTINGS, StackFileError, add_stack_arguments, read_stack_file
 
 EXIT_FAILED = 1
@@ -34,17 +36,9 @@ FIELD_MANAGER = "raykube-credentials"
 class CredentialsError(Exception):
     """What went wrong, for the user: names the role, namespace or setting."""
 
-
-def kubernetes_client(settings):
-    """CoreV1Api for the stack's kubeconfig and context (default: KUBECONFIG, current context)."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
-
-    try:
-        api_client = config.new_client_from_config(config_file=settings.kubeconfig, context=settings.kube_context)
-    except (ConfigException, FileNotFoundError) as error:
-        raise CredentialsError(f"cannot load the kubeconfig (raykube:kubeconfig / raykube:kubeContext or KUBECONFIG): {error}") from None
-    return client.CoreV1Api(api_client)
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def role_arn(settings, stack: str, given: Optional[str]) -> str:
@@ -78,8 +72,9 @@ def renew(stack_file, given_role_arn: Optional[str] = None) -> str:
     settings = stack_file.settings()
     access = settings.aws_access
     if access.mode != "secret":
-        raise CredentialsError(f"raykube:awsAccess.mode is {access.mode!r} in {stack_file.source}: there is no credentials Secret to renew")
-    core = kubernetes_client(settings)
+        raise CredentialsError(f"raykube:awsAccess.mode is {access.mode!r} in {stack_file.source}: there is no credentials Secret to renew",
+                               EXIT_INVALID_SETTINGS)
+    core = core_api(settings)
     arn = role_arn(settings, stack_file.stack, given_role_arn)
     try:
         credentials = assume_role(
@@ -99,17 +94,17 @@ def renew(stack_file, given_role_arn: Optional[str] = None) -> str:
         "metadata": {"annotations": {EXPIRES_ANNOTATION: credentials["expiration"]}},
         "stringData": secret_data(credentials, access.effective_region, access.mount_path),
     }
-    for namespace in settings.namespaces:
+    for index, namespace in enumerate(settings.namespaces, 1):
+        print(f"[{index}/{len(settings.namespaces)}] updating Secret {namespace}/{access.secret_name} ...", file=sys.stderr, flush=True)
         try:
-            core.patch_namespaced_secret(access.secret_name, namespace, patch, field_manager=FIELD_MANAGER)
+            with reaching(core):
+                core.patch_namespaced_secret(access.secret_name, namespace, patch, field_manager=FIELD_MANAGER)
         except ApiException as error:
             if error.status == 404:
                 raise CredentialsError(
                     f"Secret {namespace}/{access.secret_name} does not exist: run `pulumi up` for stack {stack_file.stack} first"
                 ) from None
             raise CredentialsError(f"cannot update Secret {namespace}/{access.secret_name}: {error.status} {error.reason}") from None
-        except OSError as error:
-            raise CredentialsError(f"cannot reach the Kubernetes API: {error}") from None
     return credentials["expiration"]
 
 
@@ -131,14 +126,16 @@ def status(stack_file, now: Optional[datetime] = None) -> tuple[list[str], bool]
     settings = stack_file.settings()
     access = settings.aws_access
     if access.mode != "secret":
-        raise CredentialsError(f"raykube:awsAccess.mode is {access.mode!r} in {stack_file.source}: there is no credentials Secret")
-    core = kubernetes_client(settings)
+        raise CredentialsError(f"raykube:awsAccess.mode is {access.mode!r} in {stack_file.source}: there is no credentials Secret",
+                               EXIT_INVALID_SETTINGS)
+    core = core_api(settings)
     now = now or datetime.now(timezone.utc)
     window = timedelta(seconds=access.renew_before_seconds)
     lines, healthy = [], True
     for namespace in settings.namespaces:
         try:
-            secret = core.read_namespaced_secret(access.secret_name, namespace)
+            with reaching(core):
+                secret = core.read_namespaced_secret(access.secret_name, namespace)
         except ApiException as error:
             lines.append(f"{namespace}: MISSING Secret {access.secret_name} ({error.status} {error.reason}): run `pulumi up`")
             healthy = False
@@ -165,10 +162,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="raykube credentials", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     commands = parser.add_subparsers(dest="command", required=True)
-    renew_parser = commands.add_parser("renew", help="assume the role again and update every Ray namespace's Secret")
+    renew_parser = commands.add_parser("renew", help="assume the role again and update every Ray namespace's Secret",
+                                       description="Assume the stack's S3 role again and write the new credentials into the "
+                                       "credentials Secret of every Ray namespace; prints the new expiry.")
     add_stack_arguments(renew_parser)
     renew_parser.add_argument("--role-arn", help="role to assume (default: awsAccess.roleArn, or the role raykube created)")
-    status_parser = commands.add_parser("status", help="each Ray namespace's credential expiry")
+    status_parser = commands.add_parser("status", help="each Ray namespace's credential expiry",
+                                        description="Each Ray namespace's credential expiry; exit 1 when one is missing or expired.")
     add_stack_arguments(status_parser)
     args = parser.parse_args(argv)
 
@@ -187,6 +187,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_SETTINGS
     except CredentialsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except ClusterUnreachable as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
 

@@ -1,7 +1,7 @@
 """`raykube jobs`: run Ray jobs on a stack's cluster through the Ray Jobs API.
 
   submit [--working-dir DIR] [--runtime-env FILE] [--no-wait] -- ENTRYPOINT...
-  logs JOB_ID [--follow]    status JOB_ID    stop JOB_ID    list
+  logs JOB_ID [--follow]    status JOB_ID    stop JOB_ID    list [--output json]
 
 Where the Jobs API is: --address URL; otherwise the stack's cluster
 (--stack/--config, and --cluster NAMESPACE/NAME when it has several), reached
@@ -160,14 +160,16 @@ def _cluster_of(settings, wanted: Optional[str]):
 
 def _cluster_token(settings, cluster) -> Optional[str]:
     from components.ray_cluster import AUTH_TOKEN_KEY, auth_token_secret
-    from raykube.credentials import CredentialsError, kubernetes_client
+    from raykube.cluster_api import ClusterUnreachable, core_api, reaching
 
     if cluster.auth.mode != "token":
         return None
     try:
-        secret = kubernetes_client(settings).read_namespaced_secret(auth_token_secret(cluster.name), cluster.namespace)
-    except CredentialsError as error:
-        raise JobsError(str(error)) from None
+        core = core_api(settings)
+        with reaching(core):
+            secret = core.read_namespaced_secret(auth_token_secret(cluster.name), cluster.namespace)
+    except ClusterUnreachable as error:
+        raise JobsError(f"{error}; or set RAY_AUTH_TOKEN and pass --address") from None
     except Exception as error:
         raise JobsError(
             f"cannot read the auth token Secret {cluster.namespace}/{auth_token_secret(cluster.name)}: {error}; "
@@ -179,6 +181,10 @@ def _cluster_token(settings, cluster) -> Optional[str]:
 def resolve_target(args) -> Target:
     token = os.environ.get("RAY_AUTH_TOKEN") or None
     if args.address:
+        # Without a scheme Ray's client takes the address for a GCS one and hangs in its gRPC retries.
+        if not re.match(r"^https?://[^/\s]+", args.address):
+            raise JobsError(f"--address {args.address}: give the Jobs API URL with its scheme, e.g. http://{args.address.split('://')[-1]}",
+                            EXIT_INVALID_SETTINGS)
         return Target(address=args.address.rstrip("/"), token=token, description=args.address,
                       allow_version_mismatch=args.allow_version_mismatch)
     if not (args.stack or args.config):
@@ -279,6 +285,17 @@ def _runtime_env(args) -> dict:
     return runtime_env
 
 
+def server_reason(error: Exception) -> str:
+    """What the Jobs API said, in one line: its exception's message, not its traceback."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if any("Traceback (most recent call last)" in line for line in lines):
+        # The server's exception is the last "SomeError: ..." line (and what follows it).
+        raised = max((index for index, line in enumerate(lines) if re.match(r"^[\w.]+(?:Error|Exception): ", line)), default=len(lines) - 1)
+        lines = [" ".join(lines[raised:])]
+    reason = lines[0] if lines else type(error).__name__
+    return re.sub(r"^[\w.]+(?:Error|Exception): ", "", reason)
+
+
 def submit(args, target: Target) -> int:
     entrypoint = [part for part in args.entrypoint if part != "--"]
     if not entrypoint:
@@ -293,6 +310,15 @@ def submit(args, target: Target) -> int:
     return follow(target, job_id, reconnect_seconds=args.reconnect_seconds)
 
 
+def job_table(rows: list[dict]) -> str:
+    if not rows:
+        return "no jobs"
+    width = max(len("ID"), *(len(row["id"]) for row in rows))
+    lines = [f"{'ID':<{width}}  {'STATUS':<9}  ENTRYPOINT"]
+    lines += [f"{row['id']:<{width}}  {row['status']:<9}  {row['entrypoint']}" for row in rows]
+    return "\n".join(lines)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="raykube jobs", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -302,19 +328,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     common.add_argument("--address", help="Jobs API URL (e.g. http://127.0.0.1:8265) instead of a port-forward")
     common.add_argument("--allow-version-mismatch", action="store_true", help="talk to a cluster of another Ray version")
     commands = parser.add_subparsers(dest="command", required=True)
-    submit_parser = commands.add_parser("submit", parents=[common], help="submit a job and follow it")
+    submit_parser = commands.add_parser("submit", parents=[common], help="submit a job and follow it",
+                                        description="Submit a job and stream its logs until it ends; the exit status is the job's outcome.")
     submit_parser.add_argument("--working-dir", help="directory uploaded as the job's working directory")
     submit_parser.add_argument("--runtime-env", help="YAML or JSON runtime environment (pip, env_vars, ...)")
     submit_parser.add_argument("--submission-id", help="job id to use (default Ray's)")
     submit_parser.add_argument("--no-wait", action="store_true", help="print the job id and return")
     submit_parser.add_argument("--reconnect-seconds", type=float, default=600, help="how long to retry a lost connection (default 600)")
     submit_parser.add_argument("entrypoint", nargs=argparse.REMAINDER, help="-- the command the job runs")
-    logs_parser = commands.add_parser("logs", parents=[common], help="a job's logs")
+    logs_parser = commands.add_parser("logs", parents=[common], help="a job's logs", description="Print a job's logs (--follow: until it ends).")
     logs_parser.add_argument("job_id")
     logs_parser.add_argument("--follow", action="store_true", help="keep streaming until the job ends")
-    for name, text in (("status", "a job's status"), ("stop", "stop a job")):
-        commands.add_parser(name, parents=[common], help=text).add_argument("job_id")
-    commands.add_parser("list", parents=[common], help="the cluster's jobs")
+    for name, text, description in (
+        ("status", "a job's status", "Print a job's status; exit 0 while it runs or after it succeeded, 1 otherwise."),
+        ("stop", "stop a job", "Ask the cluster to stop a job."),
+    ):
+        commands.add_parser(name, parents=[common], help=text, description=description).add_argument("job_id")
+    list_parser = commands.add_parser("list", parents=[common], help="the cluster's jobs", description="The cluster's jobs, oldest first.")
+    list_parser.add_argument("--output", choices=("table", "json"), default="table", help="a table for people, or JSON for scripts (default table)")
     args = parser.parse_args(argv)
 
     from raykube.settings import SettingsError
@@ -336,9 +367,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         elif args.command == "stop":
             print(f"{args.job_id}: {'stop requested' if client.stop_job(args.job_id) else 'already ended'}")
         else:
-            for job in sorted(client.list_jobs(), key=lambda job: job.start_time or 0):
-                print(json.dumps({"id": job.submission_id or job.job_id, "status": job.status.value,
-                                  "entrypoint": job.entrypoint}))
+            rows = [{"id": job.submission_id or job.job_id, "status": job.status.value, "entrypoint": job.entrypoint}
+                    for job in sorted(client.list_jobs(), key=lambda job: job.start_time or 0)]
+            print(json.dumps(rows, indent=2) if args.output == "json" else job_table(rows))
         return 0
     except (StackFileError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -348,7 +379,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return error.exit_code
     except RuntimeError as error:
         # What the Jobs API refused: an unknown job id, a runtime environment it cannot build, ...
-        print(f"error: the Ray Jobs API refused: {str(error).strip()}", file=sys.stderr)
+        print(f"error: the Ray Jobs API at {target.description if target else args.address} refused: {server_reason(error)}", file=sys.stderr)
         return EXIT_JOB_FAILED
     except KeyboardInterrupt:
         return 130

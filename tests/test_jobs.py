@@ -234,6 +234,24 @@ def test_submit_survives_a_dropped_connection(jobs_api, ray_head):
     assert [line for line in out.splitlines() if line.startswith("line ")] == [f"line {i}" for i in range(12)]
 
 
+def test_a_duplicate_submission_id_is_one_line_not_the_servers_traceback(jobs_api, with_token):
+    argv = ("submit", "--address", jobs_api.url, "--submission-id", "raykube-dup", "--no-wait", "--", "python", "-c", "pass")
+    assert jobs(*argv).returncode == 0
+    again = jobs(*argv)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    (error,) = [line for line in again.stderr.splitlines() if line.startswith("error:")]
+    assert "raykube-dup" in error and "already exists" in error and jobs_api.url in error
+
+
+def test_jobs_list_is_a_table_for_people_and_json_for_scripts(jobs_api, with_token):
+    assert jobs("submit", "--address", jobs_api.url, "--submission-id", "raykube-listed", "--no-wait", "--", "python", "-c", "pass").returncode == 0
+    table = jobs("list", "--address", jobs_api.url)
+    assert table.returncode == 0 and table.stdout.splitlines()[0].split() == ["ID", "STATUS", "ENTRYPOINT"]
+    assert any(line.split()[0] == "raykube-listed" for line in table.stdout.splitlines()[1:])
+    rows = json.loads(jobs("list", "--address", jobs_api.url, "--output", "json").stdout)
+    assert {"id": "raykube-listed", "entrypoint": "python -c pass"}.items() <= next(r for r in rows if r["id"] == "raykube-listed").items()
+
+
 def test_every_subcommand_has_help():
     for sub in ("submit", "logs", "status", "stop", "list"):
         done = jobs(sub, "--help")

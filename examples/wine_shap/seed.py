@@ -27,7 +27,20 @@ def main(argv=None) -> int:
     parser.add_argument("--bucket", required=True, help="the stack's awsAccess.bucket")
     parser.add_argument("--key", default=DEFAULT_KEY, help=f"object key (default {DEFAULT_KEY})")
     args = parser.parse_args(argv)
-    print(f"uploaded {seed(args.bucket, args.key)}")
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        print(f"uploaded {seed(args.bucket, args.key)}")
+    except NoCredentialsError:
+        print("error: no AWS credentials: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) for an identity "
+              f"that may write s3://{args.bucket}", file=sys.stderr)
+        return 1
+    except ClientError as error:
+        print(f"error: S3 refused the upload to s3://{args.bucket}/{args.key}: {error.response['Error'].get('Message') or error}", file=sys.stderr)
+        return 1
+    except BotoCoreError as error:
+        print(f"error: cannot reach S3 for s3://{args.bucket}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
