@@ -351,7 +351,8 @@ class RayCluster(pulumi.ComponentResource):
                     # declares workerGroupSpecs an atomic list, so that patch makes the
                     # autoscaler own the whole list, and the next `pulumi up` that
                     # changes this RayCluster would fail on the field conflict. Forcing
-                    # lets it through; the groups restart from minReplicas (README).
+                    # lets it through; the spec then reads replicas 0 until the autoscaler
+                    # writes its count again, and KubeRay removes no worker meanwhile (README).
                     "pulumi.com/patchForce": "true",
                 },
             },

@@ -8,7 +8,6 @@ on it.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -18,7 +17,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
-SECRET = "[secret]"
+from raykube.redaction import SECRET  # noqa: E402  (re-exported: render and tests read it here)
 UNKNOWN = "[unknown until apply]"
 MOCK_ACCOUNT = "000000000000"
 
@@ -213,36 +212,3 @@ def run_offline(
         secret_outputs=captured.get("secret_outputs", []),
         files=captured.get("files", {}),
     )
-
-
-def stack_config_values(stack_file_config: Mapping[str, Any], project_config: Optional[Mapping[str, Any]] = None, project: str = "raykube") -> dict[str, str]:
-    """Pulumi's flat config map, as the CLI would hand it to the program.
-
-    Project-level defaults from Pulumi.yaml first, then the stack file's
-    values; keys without a namespace belong to the project; structured values
-    travel as JSON, scalars as their text; `secure:` values cannot be
-    decrypted offline and stand as SECRET.
-    """
-    flat: dict[str, str] = {}
-
-    def put(key: str, value: Any) -> None:
-        full = key if ":" in key else f"{project}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            flat[full] = SECRET
-        elif isinstance(value, (dict, list)):
-            flat[full] = json.dumps(value)
-        elif isinstance(value, bool):
-            flat[full] = "true" if value else "false"
-        elif value is None:
-            flat[full] = ""
-        else:
-            flat[full] = str(value)
-
-    for key, declaration in (project_config or {}).items():
-        if isinstance(declaration, dict) and "default" in declaration:
-            put(key, declaration["default"])
-        elif not isinstance(declaration, dict):
-            put(key, declaration)
-    for key, value in (stack_file_config or {}).items():
-        put(key, value)
-    return flat

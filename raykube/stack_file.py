@@ -8,11 +8,14 @@ validated exactly as the program validates them.
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import yaml
+
+from raykube.redaction import SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 # Exit status of every command for a stack file or settings it cannot use.
@@ -28,10 +31,41 @@ def load_yaml(path: Path) -> Any:
         return yaml.safe_load(handle) or {}
 
 
+def stack_config_values(stack_file_config: Mapping[str, Any], project_config: Optional[Mapping[str, Any]] = None, project: str = "raykube") -> dict[str, str]:
+    """Pulumi's flat config map, as the CLI would hand it to the program.
+
+    Project-level defaults from Pulumi.yaml first, then the stack file's
+    values; keys without a namespace belong to the project; structured values
+    travel as JSON, scalars as their text; `secure:` values cannot be
+    decrypted offline and stand as SECRET.
+    """
+    flat: dict[str, str] = {}
+
+    def put(key: str, value: Any) -> None:
+        full = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            flat[full] = SECRET
+        elif isinstance(value, (dict, list)):
+            flat[full] = json.dumps(value)
+        elif isinstance(value, bool):
+            flat[full] = "true" if value else "false"
+        elif value is None:
+            flat[full] = ""
+        else:
+            flat[full] = str(value)
+
+    for key, declaration in (project_config or {}).items():
+        if isinstance(declaration, dict) and "default" in declaration:
+            put(key, declaration["default"])
+        elif not isinstance(declaration, dict):
+            put(key, declaration)
+    for key, value in (stack_file_config or {}).items():
+        put(key, value)
+    return flat
+
+
 def flat_config(config_file: Optional[Path]) -> dict[str, str]:
     """The config map `pulumi up` would give the program for this stack file."""
-    from raykube.offline import stack_config_values
-
     project = load_yaml(ROOT / "Pulumi.yaml")
     stack_config = load_yaml(config_file).get("config", {}) if config_file else {}
     return stack_config_values(stack_config, project.get("config", {}), project["name"])

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from raykube.offline import OfflineRun, run_offline, stack_config_values  # noqa: E402
+from raykube.offline import OfflineRun, run_offline  # noqa: E402
+from raykube.stack_file import stack_config_values  # noqa: E402
 from raykube.render import stack_names  # noqa: E402
 
 STACKS = stack_names()
@@ -41,3 +42,20 @@ def relocated(stack_config: dict[str, Any], prefix: str) -> dict[str, Any]:
         for item in config.get(key) or []:
             item["namespace"] = f"{prefix}-{item.get('namespace', 'ray')}"
     return config
+
+
+RAYCLUSTER = "kubernetes:ray.io/v1:RayCluster"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def with_cluster(stack: str, **changes) -> dict:
+    """A stack file's config with fields of its first Ray cluster changed."""
+    import copy
+
+    config = copy.deepcopy(stack_file_config(stack))
+    config["raykube:rayClusters"][0].update(changes)
+    return config
+
+
+def the_cluster(result, index: int = 0) -> dict:
+    return result.of_type(RAYCLUSTER)[index].inputs
