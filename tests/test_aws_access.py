@@ -352,7 +352,7 @@ def _credentials_in(secret: dict) -> dict:
 
 
 def test_renew_updates_every_namespace_and_the_credentials_work(deployed, moto_server, control_plane, as_deployer, capsys):
-    from raykube.credentials import main
+    from raykube.cli.credentials import main
 
     assert main(["renew", "--config", str(deployed["file"])]) == 0
     out = capsys.readouterr()
@@ -370,7 +370,7 @@ def test_renew_updates_every_namespace_and_the_credentials_work(deployed, moto_s
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(",")[0] for line in lines] == ["ray: ok", "ray-b: ok"]  # 15 min left, 5-min renew window
     # Later: inside the renew window a warning, past the expiry an error.
-    from raykube.credentials import status
+    from raykube.cli.credentials import status
     from raykube.stack_file import read_stack_file
 
     expiry = datetime.fromisoformat(_credentials_in(secrets["ray"])["Expiration"].replace("Z", "+00:00"))
@@ -381,7 +381,7 @@ def test_renew_updates_every_namespace_and_the_credentials_work(deployed, moto_s
 
 
 def test_failed_assume_role_changes_nothing_and_names_the_role(deployed, moto_server, aws, control_plane, as_deployer, capsys):
-    from raykube.credentials import main
+    from raykube.cli.credentials import main
 
     before = {ns: s["metadata"]["resourceVersion"] for ns, s in _secrets(control_plane).items()}
     locked = {**deployed["config"], "raykube:awsAccess": {**deployed["config"]["raykube:awsAccess"], "roleArn": aws["locked"]}}
@@ -393,7 +393,7 @@ def test_failed_assume_role_changes_nothing_and_names_the_role(deployed, moto_se
 
 
 def test_status_reports_missing_and_expired_secrets(deployed, moto_server, aws, control_plane, capsys, tmp_path):
-    from raykube.credentials import main
+    from raykube.cli.credentials import main
 
     config = _secret_config(moto_server, aws["role"], control_plane.kubeconfig, namespaces=("ray", "ray-missing"))
     stack_file = tmp_path / "Pulumi.status.yaml"
@@ -406,9 +406,9 @@ def test_status_reports_missing_and_expired_secrets(deployed, moto_server, aws, 
 
 
 def test_renew_refuses_stacks_without_a_credentials_secret(capsys):
-    from raykube.credentials import main
+    from raykube.cli.credentials import main
 
-    assert main(["renew", "--stack", "eks"]) == 1
+    assert main(["renew", "--stack", "eks"]) == 2  # the help: a stack without a credentials Secret is unusable for renew
     err = capsys.readouterr().err
     assert "raykube:awsAccess.mode is 'irsa'" in err and "stacks/Pulumi.eks.yaml" in err
     assert main(["renew", "--stack", "no-such-stack"]) == 2
@@ -417,7 +417,7 @@ def test_renew_refuses_stacks_without_a_credentials_secret(capsys):
 def test_pulumi_takes_the_secret_back_after_a_renewal(deployed, moto_server, control_plane, as_deployer, capsys):
     """The CLI's update makes it a field manager of the Secret's data; Pulumi's next
     server-side apply conflicts unless forced, hence `pulumi.com/patchForce` on the Secret."""
-    from raykube.credentials import main
+    from raykube.cli.credentials import main
     from tests.helpers.envtest import ApplyError, server_side_apply
 
     assert main(["renew", "--config", str(deployed["file"])]) == 0

@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:
 
 from raykube.offline import OfflineRun, run_offline  # noqa: E402
 from raykube.stack_file import stack_config_values  # noqa: E402
-from raykube.render import stack_names  # noqa: E402
+from raykube.cli.render import stack_names  # noqa: E402
 
 STACKS = stack_names()
 

@@ -121,7 +121,8 @@ def _await(sim: SimulatedCluster, obj: dict[str, Any], timeout: float) -> None:
         if time.monotonic() > deadline:
             what = f"{obj['kind']} {namespace}/{obj['metadata']['name']}"
             log = [line for line in sim.operator_log(namespace).splitlines() if '"level":"error"' in line or "ERROR" in line]
-            raise AwaitTimeout(f"{what} did not become ready: events {sim.events(namespace)[-5:]}, operator errors {log[-3:]}")
+            own = sim.events(namespace, obj["metadata"]["name"])
+            raise AwaitTimeout(f"{what} did not become ready: its events {own[-3:]}, operator errors {log[-2:]}")
         time.sleep(0.2)
 
 

@@ -135,8 +135,10 @@ class SimulatedCluster:
     def running(self, namespace: str, selector: str = "") -> list[Any]:
         return [pod for pod in self.pods(namespace, selector) if pod.status.phase == "Running"]
 
-    def events(self, namespace: str) -> list[str]:
-        return [f"{event.reason}: {event.message}" for event in self.core.list_namespaced_event(namespace).items]
+    def events(self, namespace: str, about: Optional[str] = None) -> list[str]:
+        """The namespace's events, oldest first (only those about the object named `about`)."""
+        items = sorted(self.core.list_namespaced_event(namespace).items, key=lambda event: str(event.last_timestamp or event.event_time or ""))
+        return [f"{event.reason}: {event.message}" for event in items if about is None or event.involved_object.name == about]
 
     def delete_namespace(self, namespace: str, timeout: float = 60) -> None:
         from kubernetes.client.rest import ApiException

@@ -4,6 +4,10 @@
   raykube jobs         Ray jobs on a stack's cluster (python -m raykube.jobs)
   raykube credentials  renew or check the Ray pods' AWS credentials (python -m raykube.credentials)
 
+The commands live in raykube/cli/<command>.py; they share raykube/stack_file.py
+(reading a stack file) and raykube/cluster_api.py (talking to its cluster), and
+never import each other.
+
 `raykube <command> --help` for each.
 """
 from __future__ import annotations
@@ -13,9 +17,9 @@ import sys
 from typing import Optional
 
 COMMANDS = {
-    "render": ("raykube.render", "the offline render of a stack"),
-    "jobs": ("raykube.jobs", "Ray jobs on a stack's cluster"),
-    "credentials": ("raykube.credentials", "renew or check the Ray pods' AWS credentials"),
+    "render": ("raykube.cli.render", "the offline render of a stack"),
+    "jobs": ("raykube.cli.jobs", "Ray jobs on a stack's cluster"),
+    "credentials": ("raykube.cli.credentials", "renew or check the Ray pods' AWS credentials"),
 }
 
 
