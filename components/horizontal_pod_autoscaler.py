@@ -5,6 +5,7 @@ from typing import Any, Mapping, Optional, Required, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 from components.args import check_args, component_label
+from components import defaults
 
 
 class ScaleUpArgs(TypedDict, total=False):
@@ -46,20 +47,20 @@ def hpa_spec(args: Mapping[str, Any]) -> dict[str, Any]:
     period = scale_up.get("period_seconds", 15)
     return {
         "scaleTargetRef": dict(args["scale_target"]),
-        "minReplicas": args.get("min_replicas", 1),
-        "maxReplicas": args.get("max_replicas", 4),
+        "minReplicas": args.get("min_replicas", defaults.POOL_MIN_WORKERS),
+        "maxReplicas": args.get("max_replicas", defaults.MAX_WORKERS),
         "metrics": [
             {
                 "type": "Resource",
                 "resource": {
                     "name": "cpu",
-                    "target": {"type": "Utilization", "averageUtilization": args.get("target_cpu_utilization_percent", 50)},
+                    "target": {"type": "Utilization", "averageUtilization": args.get("target_cpu_utilization_percent", defaults.HPA_TARGET_CPU_PERCENT)},
                 },
             }
         ],
         "behavior": {
             "scaleDown": {
-                "stabilizationWindowSeconds": args.get("scale_down_stabilization_seconds", 15),
+                "stabilizationWindowSeconds": args.get("scale_down_stabilization_seconds", defaults.HPA_SCALE_DOWN_STABILIZATION_SECONDS),
                 "selectPolicy": "Max",
                 "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
             },

@@ -9,6 +9,7 @@ from components.dashboard_ingress import DASHBOARD_PORT, DashboardIngressArgs, d
 from components.ray_node import ray_resources, ray_start_params
 from components.ray_pod import CONTAINER_SECURITY_CONTEXT, SecretInjection, ray_pod_template
 from components.args import ComponentArgsError, check_args, component_label
+from components import defaults
 
 GCS_PORT = 6379
 CLIENT_PORT = 10001
@@ -226,7 +227,7 @@ def check_worker_groups(component: str, groups: Any) -> None:
         mode = group.get("autoscaling", "ray")
         if mode not in ("ray", "fixed"):
             raise ComponentArgsError(component, f"{where}.autoscaling", f"RayCluster takes 'ray' or 'fixed', not {mode!r} (an HPA-scaled group is a RayWorkerPool)")
-        minimum, maximum = group.get("min_replicas", 0), group.get("max_replicas", 4)
+        minimum, maximum = group.get("min_replicas", defaults.MIN_WORKERS), group.get("max_replicas", defaults.MAX_WORKERS)
         for key, value in (("min_replicas", minimum), ("max_replicas", maximum), ("replicas", group.get("replicas"))):
             if isinstance(value, int) and value < 0:
                 raise ComponentArgsError(component, f"{where}.{key}", f"must be >= 0, got {value}")
@@ -246,7 +247,7 @@ def ray_cluster_spec(args: Mapping[str, Any], component: str = "RayCluster") -> 
     spec: dict[str, Any] = {
         "rayVersion": args["ray_version"],
         "headGroupSpec": {
-            "serviceType": head.get("service_type") or "ClusterIP",
+            "serviceType": head.get("service_type") or defaults.HEAD_SERVICE_TYPE,
             "rayStartParams": head_params,
             "template": ray_pod_template(
                 group=head,
@@ -261,8 +262,8 @@ def ray_cluster_spec(args: Mapping[str, Any], component: str = "RayCluster") -> 
     }
     for group in groups:
         mode = group.get("autoscaling", "ray")
-        minimum = group.get("min_replicas", 0)
-        maximum = group.get("max_replicas", 4)
+        minimum = group.get("min_replicas", defaults.MIN_WORKERS)
+        maximum = group.get("max_replicas", defaults.MAX_WORKERS)
         spec_group: dict[str, Any] = {"groupName": group["name"]}
         if mode == "fixed":
             replicas = group.get("replicas")
@@ -287,14 +288,14 @@ def ray_cluster_spec(args: Mapping[str, Any], component: str = "RayCluster") -> 
         autoscaler = dict(args.get("autoscaler") or {})
         spec["enableInTreeAutoscaling"] = True
         spec["autoscalerOptions"] = {
-            "version": autoscaler.get("version", "v2"),
-            "upscalingMode": autoscaler.get("upscaling_mode", "Default"),
-            "idleTimeoutSeconds": autoscaler.get("idle_timeout_seconds", 60),
+            "version": autoscaler.get("version", defaults.AUTOSCALER_VERSION),
+            "upscalingMode": autoscaler.get("upscaling_mode", defaults.AUTOSCALER_UPSCALING_MODE),
+            "idleTimeoutSeconds": autoscaler.get("idle_timeout_seconds", defaults.AUTOSCALER_IDLE_TIMEOUT_SECONDS),
             "resources": AUTOSCALER_RESOURCES,
             "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
         }
-    spec["upgradeStrategy"] = {"type": args.get("upgrade_strategy") or "Recreate"}
-    if (args.get("auth_mode") or "token") == "token":
+    spec["upgradeStrategy"] = {"type": args.get("upgrade_strategy") or defaults.UPGRADE_STRATEGY}
+    if (args.get("auth_mode") or defaults.AUTH_MODE) == "token":
         spec["authOptions"] = {"mode": "token"}
     if args.get("gcs_fault_tolerance"):
         spec["gcsFaultToleranceOptions"] = gcs_fault_tolerance_options(args["gcs_fault_tolerance"])
@@ -330,7 +331,7 @@ class RayCluster(pulumi.ComponentResource):
         super().__init__("raykube:index:RayCluster", name, None, opts)
         namespace = args["namespace"]
         cluster_name = args.get("cluster_name") or name
-        timeout = int(args.get("ready_timeout_seconds", 900))
+        timeout = int(args.get("ready_timeout_seconds", defaults.READY_TIMEOUT_SECONDS))
         spec = pulumi.Output.from_input({key: value for key, value in args.items() if key != "dashboard_ingress"}).apply(
             lambda resolved: ray_cluster_spec(resolved, label)
         )
@@ -383,7 +384,7 @@ class RayCluster(pulumi.ComponentResource):
             f"kubectl -n {namespace} port-forward service/{service} {DASHBOARD_PORT}:{DASHBOARD_PORT}"
         )
         # How to obtain the token, never the token itself.
-        self.auth_token_command = pulumi.Output.from_input(args.get("auth_mode") or "token").apply(
+        self.auth_token_command = pulumi.Output.from_input(args.get("auth_mode") or defaults.AUTH_MODE).apply(
             lambda mode: f"kubectl -n {namespace} get secret {auth_token_secret(cluster_name)} "
             f"-o jsonpath='{{.data.{AUTH_TOKEN_KEY}}}' | base64 -d" if mode == "token" else ""
         )

@@ -27,6 +27,7 @@ from components.ray_node import ray_resources, ray_start_args, ray_start_params
 from components.ray_pod import CONTAINER_SECURITY_CONTEXT, SecretInjection, ray_pod_template
 from components.versions import version_tuple
 from components.args import ComponentArgsError, check_args, component_label
+from components import defaults
 
 DRAIN_SCRIPT = (Path(__file__).with_name("ray_worker_drain.py")).read_text(encoding="utf-8")
 # Kubernetes gives a pod terminationGracePeriodSeconds in all, preStop hook
@@ -108,7 +109,7 @@ class RayWorkerPoolArgs(TypedDict, total=False):
 
 def check_pool_group(component: str, group: Mapping[str, Any]) -> None:
     """An HPA keeps 1..max pods and measures CPU against the request."""
-    minimum, maximum = group.get("min_replicas", 1), group.get("max_replicas", 4)
+    minimum, maximum = group.get("min_replicas", defaults.POOL_MIN_WORKERS), group.get("max_replicas", defaults.MAX_WORKERS)
     if minimum < 1:
         raise ComponentArgsError(component, "group.min_replicas", f"an HPA keeps at least 1 replica, got {minimum}")
     if minimum > maximum:
@@ -166,12 +167,12 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
     namespace, cluster = args["namespace"], args["cluster_name"]
     name = pool_name(cluster, group["name"])
     gcs = f"{head_service_name(cluster)}.{namespace}.svc.{args.get('cluster_domain') or 'cluster.local'}:{GCS_PORT}"
-    grace = int(group.get("termination_grace_period_seconds", 300))
+    grace = int(group.get("termination_grace_period_seconds", defaults.TERMINATION_GRACE_SECONDS))
     drain_deadline, sigterm_drain = drain_budget(grace)
     selector = {"raykube.io/cluster": cluster, "raykube.io/worker-group": group["name"]}
     params = ray_start_params(ray_resources(group.get("resources") or {}, group.get("ray_resources")))
     ray_env: list[dict[str, Any]] = [{"name": "RAY_GCS_ADDRESS", "value": gcs}]
-    if (args.get("auth_mode") or "token") == "token":
+    if (args.get("auth_mode") or defaults.AUTH_MODE) == "token":
         ray_env += [
             {"name": "RAY_AUTH_MODE", "value": "token"},
             {"name": "RAY_AUTH_TOKEN", "valueFrom": {"secretKeyRef": {"name": auth_token_secret(cluster), "key": AUTH_TOKEN_KEY}}},
@@ -266,10 +267,10 @@ class RayWorkerPool(pulumi.ComponentResource):
                 "namespace": args["namespace"],
                 "name": manifest["metadata"]["name"],
                 "scale_target": {"apiVersion": "apps/v1", "kind": "Deployment", "name": manifest["metadata"]["name"]},
-                "min_replicas": group.get("min_replicas", 1),
-                "max_replicas": group.get("max_replicas", 4),
-                "target_cpu_utilization_percent": args.get("target_cpu_utilization_percent", 50),
-                "scale_down_stabilization_seconds": args.get("scale_down_stabilization_seconds", 15),
+                "min_replicas": group.get("min_replicas", defaults.POOL_MIN_WORKERS),
+                "max_replicas": group.get("max_replicas", defaults.MAX_WORKERS),
+                "target_cpu_utilization_percent": args.get("target_cpu_utilization_percent", defaults.HPA_TARGET_CPU_PERCENT),
+                "scale_down_stabilization_seconds": args.get("scale_down_stabilization_seconds", defaults.HPA_SCALE_DOWN_STABILIZATION_SECONDS),
                 "scale_up": args.get("scale_up") or {},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),

@@ -5,6 +5,7 @@ import ipaddress
 from typing import Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator
+from components import defaults
 
 from raykube.settings.model import Model
 
@@ -56,7 +57,7 @@ class AutoscalingSettings(Model):
     """How the Kubernetes HPA reacts: one value feeds kubeadm and every HPA."""
 
     scale_down_stabilization_seconds: int = Field(
-        default=15, ge=0, le=3600, description="HPA scale-down window (controller default is 300)"
+        default=defaults.HPA_SCALE_DOWN_STABILIZATION_SECONDS, ge=0, le=3600, description="HPA scale-down window (controller default is 300)"
     )
     sync_period_seconds: int = Field(default=15, ge=1, le=300, description="HPA controller sync period (kubeadm)")
 

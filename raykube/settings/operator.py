@@ -5,6 +5,7 @@ import re
 from typing import Any, Optional
 
 from pydantic import Field, field_validator
+from components.versions import KUBERAY_VERSION
 
 from raykube.settings.model import Model
 
@@ -17,7 +18,7 @@ class OperatorImage(Model):
 class OperatorSettings(Model):
     """KubeRay CRDs and the namespace-scoped operators."""
 
-    version: str = Field(default="1.7.0", description="KubeRay release for CRDs and operator chart")
+    version: str = Field(default=KUBERAY_VERSION, description="KubeRay release for CRDs and operator chart")
     install_crds: bool = Field(
         default=True,
         description="install the KubeRay CRDs (kept on destroy); false when another stack on the same "

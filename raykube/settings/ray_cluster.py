@@ -8,6 +8,7 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from components.versions import RAY_IMAGE_PYTHON_VERSION, RAY_IMAGE_REPOSITORY, ray_image_python_tag, version_tuple
+from components import defaults
 from raykube.settings.dashboard import DashboardIngress
 from raykube.settings.head_fault_tolerance import GcsFaultTolerance
 from raykube.settings.model import DNS1035, DNS1123, INT32_MAX, Model
@@ -26,9 +27,9 @@ def installed_ray_version() -> str:
 class AutoscalerOptions(Model):
     """KubeRay's in-tree Ray autoscaler (worker groups in `ray` mode)."""
 
-    version: Literal["v1", "v2"] = Field(default="v2", description="Ray autoscaler version")
-    upscaling_mode: Literal["Default", "Aggressive", "Conservative"] = Field(default="Default", description="upscaling speed")
-    idle_timeout_seconds: int = Field(default=60, ge=0, le=INT32_MAX, description="idle time before a worker is removed")
+    version: Literal["v1", "v2"] = Field(default=defaults.AUTOSCALER_VERSION, description="Ray autoscaler version")
+    upscaling_mode: Literal["Default", "Aggressive", "Conservative"] = Field(default=defaults.AUTOSCALER_UPSCALING_MODE, description="upscaling speed")
+    idle_timeout_seconds: int = Field(default=defaults.AUTOSCALER_IDLE_TIMEOUT_SECONDS, ge=0, le=INT32_MAX, description="idle time before a worker is removed")
 
 
 # Ray token authentication exists from Ray 2.52.
@@ -59,7 +60,7 @@ class AuthSettings(Model):
     """Who may use the cluster's dashboard, Jobs API and GCS."""
 
     mode: Literal["token", "disabled"] = Field(
-        default="token",
+        default=defaults.AUTH_MODE,
         description="token: KubeRay generates a token Secret and every Ray process requires it (Ray >= 2.52); "
         "disabled: anyone who reaches the head can run code on it",
     )
@@ -84,10 +85,10 @@ class RayClusterSettings(Model):
     worker_groups: list[WorkerGroup] = Field(
         default_factory=lambda: [WorkerGroup(name="cpu")], description="worker groups"
     )
-    ready_timeout_seconds: int = Field(default=900, ge=60, le=7200, description="how long `pulumi up` waits for the cluster")
+    ready_timeout_seconds: int = Field(default=defaults.READY_TIMEOUT_SECONDS, ge=60, le=7200, description="how long `pulumi up` waits for the cluster")
     dashboard_ingress: DashboardIngress = Field(default_factory=DashboardIngress, description="dashboard Ingress")
     upgrade_strategy: Literal["Recreate", "None"] = Field(
-        default="Recreate",
+        default=defaults.UPGRADE_STRATEGY,
         description="Recreate: a changed pod spec (image, Ray version) recreates all pods, ending running jobs; "
         "None: running pods keep the old spec",
     )

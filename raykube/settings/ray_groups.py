@@ -7,6 +7,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from components.quantity import parse_quantity
 from components.ray_node import GPU_RESOURCE
+from components import defaults
 from raykube.settings.model import DNS1123, INT32_MAX, Model
 
 
@@ -88,23 +89,23 @@ class HeadGroup(RayGroup):
         description="default CPU 0: tasks never compete with the head's own processes",
     )
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
-        default="ClusterIP", description="type of the <cluster>-head-svc Service"
+        default=defaults.HEAD_SERVICE_TYPE, description="type of the <cluster>-head-svc Service"
     )
 
 
 class ScaleUpPolicy(Model):
     """How fast an HPA may add pods."""
 
-    stabilization_window_seconds: int = Field(default=0, ge=0, le=3600, description="scale-up stabilization")
-    pods: int = Field(default=4, ge=1, le=INT32_MAX, description="at most this many pods added per period")
-    percent: int = Field(default=100, ge=1, le=INT32_MAX, description="or at most this percent of current pods per period")
-    period_seconds: int = Field(default=15, ge=1, le=1800, description="policy period")
+    stabilization_window_seconds: int = Field(default=defaults.HPA_SCALE_UP_STABILIZATION_SECONDS, ge=0, le=3600, description="scale-up stabilization")
+    pods: int = Field(default=defaults.HPA_SCALE_UP_PODS, ge=1, le=INT32_MAX, description="at most this many pods added per period")
+    percent: int = Field(default=defaults.HPA_SCALE_UP_PERCENT, ge=1, le=INT32_MAX, description="or at most this percent of current pods per period")
+    period_seconds: int = Field(default=defaults.HPA_SCALE_UP_PERIOD_SECONDS, ge=1, le=1800, description="policy period")
 
 
 class HpaSettings(Model):
     """The HorizontalPodAutoscaler of a worker group in `hpa` mode."""
 
-    target_cpu_utilization_percent: int = Field(default=50, ge=1, le=100, description="average CPU utilization, relative to requests")
+    target_cpu_utilization_percent: int = Field(default=defaults.HPA_TARGET_CPU_PERCENT, ge=1, le=100, description="average CPU utilization, relative to requests")
     scale_up: ScaleUpPolicy = Field(default_factory=ScaleUpPolicy, description="scale-up behaviour")
 
 
@@ -117,11 +118,11 @@ class WorkerGroup(RayGroup):
         description="ray: KubeRay's autoscaler; hpa: a Deployment scaled by an HPA on CPU; fixed: `replicas` pods",
     )
     replicas: Optional[int] = Field(default=None, ge=0, le=INT32_MAX, description="autoscaling fixed: the number of workers (required there, and only there)")
-    min_replicas: int = Field(default=0, ge=0, le=INT32_MAX, description="autoscaling ray or hpa: fewest workers")
-    max_replicas: int = Field(default=4, ge=0, le=INT32_MAX, description="autoscaling ray or hpa: most workers")
+    min_replicas: int = Field(default=defaults.MIN_WORKERS, ge=0, le=INT32_MAX, description="autoscaling ray or hpa: fewest workers")
+    max_replicas: int = Field(default=defaults.MAX_WORKERS, ge=0, le=INT32_MAX, description="autoscaling ray or hpa: most workers")
     hpa: HpaSettings = Field(default_factory=HpaSettings, description="HPA settings (autoscaling: hpa)")
     termination_grace_period_seconds: int = Field(
-        default=300, ge=30, le=86400, description="time a stopping worker pod gets before it is killed (every mode)"
+        default=defaults.TERMINATION_GRACE_SECONDS, ge=30, le=86400, description="time a stopping worker pod gets before it is killed (every mode)"
     )
     image: Optional[str] = Field(
         default=None,
