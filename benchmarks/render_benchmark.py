@@ -29,11 +29,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    print(f"timing the floor, {args.runs} runs ...", file=sys.stderr, flush=True)
     floor = statistics.median(timed([sys.executable, "-c", "import pulumi_kubernetes.core.v1"]) for _ in range(args.runs))
     print(f"floor: import pulumi_kubernetes.core.v1   median {floor:6.2f} s  ({args.runs} runs)")
     print(f"{'stack':8} {'render s':>9} {'ratio':>7} {'own cost s':>11}")
     for stack_file in sorted((ROOT / "stacks").glob("Pulumi.*.yaml")):
         stack = stack_file.stem.removeprefix("Pulumi.")
+        print(f"rendering {stack}, {args.runs} runs ...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory() as out:
             render = statistics.median(
                 timed([sys.executable, "-m", "raykube.render", "--stack", stack, "--out", out]) for _ in range(args.runs)
