@@ -58,7 +58,7 @@ def assert_kubeadm_reads(text: str, version: str) -> None:
 
 def written_files(version: str, tmp_path: Path) -> dict[str, str]:
     """The file `pulumi up` writes (the LocalFile's content) and the render's copy."""
-    from raykube.render import render
+    from raykube.cli.render import render
     from raykube.stack_file import read_stack_file
 
     config = {**stack_file_config("local"), "raykube:kubernetesVersion": version}

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from raykube.offline import SECRET
-from raykube.render import RENDERS, render
+from raykube.cli.render import RENDERS, render
 from raykube.stack_file import read_stack_file
 from tests.helpers.program import ROOT, STACKS
 

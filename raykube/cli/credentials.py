@@ -61,6 +61,16 @@ def role_arn(settings, stack: str, given: Optional[str]) -> str:
     return f"arn:{partition}:iam::{account}:role/{created_role_name(stack)}"
 
 
+def _secret_mode_stack(stack_file):
+    """(settings, awsAccess, CoreV1Api) of a stack whose Ray pods read a credentials Secret; else exit 2."""
+    settings = stack_file.settings()
+    access = settings.aws_access
+    if access.mode != "secret":
+        raise CredentialsError(f"raykube:awsAccess.mode is {access.mode!r} in {stack_file.source}: there is no credentials Secret",
+                               EXIT_INVALID_SETTINGS)
+    return settings, access, core_api(settings)
+
+
 def renew(stack_file, given_role_arn: Optional[str] = None) -> str:
     """Assume the role, then update every namespace's Secret. Returns the new expiry."""
     from kubernetes.client.rest import ApiException
@@ -69,12 +79,7 @@ def renew(stack_file, given_role_arn: Optional[str] = None) -> str:
     from components.aws_role_bridge import EXPIRES_ANNOTATION, secret_data
     from raykube.aws_access import session_name
 
-    settings = stack_file.settings()
-    access = settings.aws_access
-    if access.mode != "secret":
-        raise CredentialsError(f"raykube:awsAccess.mode is {access.mode!r} in {stack_file.source}: there is no credentials Secret to renew",
-                               EXIT_INVALID_SETTINGS)
-    core = core_api(settings)
+    settings, access, core = _secret_mode_stack(stack_file)
     arn = role_arn(settings, stack_file.stack, given_role_arn)
     try:
         credentials = assume_role(
@@ -123,12 +128,7 @@ def status(stack_file, now: Optional[datetime] = None) -> tuple[list[str], bool]
     """One line per namespace; False if any Secret is missing or expired."""
     from kubernetes.client.rest import ApiException
 
-    settings = stack_file.settings()
-    access = settings.aws_access
-    if access.mode != "secret":
-        raise CredentialsError(f"raykube:awsAccess.mode is {access.mode!r} in {stack_file.source}: there is no credentials Secret",
-                               EXIT_INVALID_SETTINGS)
-    core = core_api(settings)
+    settings, access, core = _secret_mode_stack(stack_file)
     now = now or datetime.now(timezone.utc)
     window = timedelta(seconds=access.renew_before_seconds)
     lines, healthy = [], True
