@@ -207,15 +207,10 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
     outputs = {}
     for job in settings.ray_jobs:
         defaults = RayClusterSettings(namespace=job.namespace, worker_groups=job.worker_groups)
-        runtime_env: Any = job.runtime_env
-        uploads: list[pulumi.Resource] = []
+        runtime_env, uploads, code_uri = job.runtime_env, [], None
         if job.code is not None and ray_aws.aws_opts is not None and settings.aws_access.bucket:
-            code, uri = upload_job_code(f"{job.namespace}-{job.name}-code", settings.aws_access.bucket, job.namespace, job.name, Path(job.code), ray_aws.aws_opts)
-            runtime_env = {**job.runtime_env, "working_dir": uri}
-            uploads.append(code)
-            outputs_code = uri
-        else:
-            outputs_code = None
+            code, code_uri = upload_job_code(f"{job.namespace}-{job.name}-code", settings.aws_access.bucket, job.namespace, job.name, Path(job.code), ray_aws.aws_opts)
+            runtime_env, uploads = {**job.runtime_env, "working_dir": code_uri}, [code]
         args: dict[str, Any] = {
             "namespace": job.namespace,
             "job_name": job.name,
@@ -243,7 +238,7 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
                 auth_mode=defaults.auth.mode,
             )
         ray_job = RayJob(f"{job.namespace}-{job.name}", args, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)))
-        outputs[f"{job.namespace}/{job.name}"] = {"statusCommand": ray_job.status_command, **({"code": outputs_code} if outputs_code else {})}
+        outputs[f"{job.namespace}/{job.name}"] = {"statusCommand": ray_job.status_command, **({"code": code_uri} if code_uri else {})}
     return outputs
 
 

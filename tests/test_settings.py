@@ -59,6 +59,9 @@ INVALID = [
                                           resources={"limits": {"nvidia.com/gpu": "1"}}), "raykube:rayClusters[0].workerGroups[0].image"),
     ("head without CPUs and no worker group", cluster(workerGroups=[]), "raykube:rayClusters[0].workerGroups"),
     ("head without CPUs and groups that never run a worker", group(maxReplicas=0), "raykube:rayClusters[0].workerGroups"),
+    ("RayJob GPU group given a CPU image", {"rayJobs": [{"name": "j", "entrypoint": "python x.py", "workerGroups": [
+        {"name": "gpu", "image": f"rayproject/ray:{installed_ray_version()}-py311", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}]},
+     "raykube:rayJobs[0].workerGroups[0].image"),
     ("RayJob cluster where nothing can run", {"rayJobs": [{"name": "j", "entrypoint": "python x.py", "workerGroups": []}]}, "raykube:rayJobs[0].workerGroups"),
     ("image Python read as a number", cluster(pythonVersion=3.1), "raykube:rayClusters[0].pythonVersion"),
     ("RayJob code folder that does not exist", {"rayJobs": [{"name": "j", "entrypoint": "python x.py", "code": "no/such/folder"}]}, "raykube:rayJobs[0].code"),

@@ -47,6 +47,16 @@ def gpu_variant(image: str) -> str:
     return f"{image}-gpu"
 
 
+def require_gpu_images(worker_groups: list[WorkerGroup]) -> None:
+    """A group that requests GPUs cannot run a rayproject/ray image without CUDA."""
+    for index, group in enumerate(worker_groups):
+        if group.wants_gpu and group.image and group.image.startswith(f"{RAY_IMAGE_REPOSITORY}:") and gpu_variant(group.image) != group.image:
+            raise ValueError(
+                f"__workerGroups.{index}.image__ {group.image} has no CUDA, but the group requests GPUs: "
+                f"use {gpu_variant(group.image)} (or leave image out: GPU groups default to it)"
+            )
+
+
 def require_a_place_for_tasks(head: HeadGroup, worker_groups: list[WorkerGroup]) -> None:
     """A cluster whose head takes no tasks and that can have no worker never runs anything."""
     if head.ray_resources.get("CPU", 1) == 0 and not any(group.most_workers > 0 for group in worker_groups):
@@ -176,12 +186,7 @@ class RayClusterSettings(Model):
 
     @model_validator(mode="after")
     def _gpu_groups_get_gpu_images(self) -> "RayClusterSettings":
-        for index, group in enumerate(self.worker_groups):
-            if group.wants_gpu and group.image and group.image.startswith(f"{RAY_IMAGE_REPOSITORY}:") and gpu_variant(group.image) != group.image:
-                raise ValueError(
-                    f"__workerGroups.{index}.image__ {group.image} has no CUDA, but the group requests GPUs: "
-                    f"use {gpu_variant(group.image)} (or leave image out: GPU groups default to it)"
-                )
+        require_gpu_images(self.worker_groups)
         return self
 
     @model_validator(mode="after")

@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from raykube.settings.model import DNS1035, INT32_MAX, Model
-from raykube.settings.ray_cluster import AutoscalerOptions, require_a_place_for_tasks
+from raykube.settings.ray_cluster import AutoscalerOptions, require_a_place_for_tasks, require_gpu_images
 from raykube.settings.ray_groups import HeadGroup, WorkerGroup
 
 # KubeRay names a job's cluster "<job>-<5 characters>", and that cluster's
@@ -99,7 +99,9 @@ class RayJobSettings(Model):
             if self.submission_mode == "SidecarMode":
                 raise ValueError("__submissionMode__ SidecarMode runs on a cluster of the job's own; with cluster use K8sJobMode or HTTPMode")
         else:
+            # The rules of a RayCluster's groups hold for the job's own cluster too.
             require_a_place_for_tasks(self.head, self.worker_groups)
+            require_gpu_images(self.worker_groups)
         if self.cluster is None and "ttl_seconds_after_finished" in self.model_fields_set and self.shutdown_after_job_finishes is False:
             raise ValueError("__ttlSecondsAfterFinished__ only applies when shutdownAfterJobFinishes is true")
         return self

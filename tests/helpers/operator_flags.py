@@ -52,10 +52,9 @@ def operator_command_line(program_values: Mapping[str, Any], release_namespace: 
         flags.append(f"--watch-namespace={release_namespace}")
     elif watch:
         flags.append(f"--watch-namespace={','.join(watch)}")
+    # logging.baseDir/fileName name a path inside the operator's container: out of
+    # cluster the kit logs to DIR/kuberay-operator-<ns>.log instead.
     logging = values.get("logging") or {}
-    if logging.get("baseDir") and logging.get("fileName"):
-        # A path inside the operator's container: out of cluster it goes to the kit's log instead.
-        pass
     for key, flag in (("stdoutEncoder", "--log-stdout-encoder"), ("fileEncoder", "--log-file-encoder")):
         if logging.get(key):
             flags.append(f"{flag}={logging[key]}")
