@@ -73,6 +73,14 @@ class Registered:
     # The same with secret values in place: for schema checks in tests, never written out.
     revealed_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def is_kubernetes_object(self) -> bool:
+        """One Kubernetes object (custom resources included), not a chart or manifest group."""
+        return (
+            self.custom and self.type.startswith("kubernetes:") and "kind" in self.inputs
+            and not self.type.startswith(("kubernetes:helm", "kubernetes:yaml"))
+        )
+
 
 class RecordingMonitor(MockMonitor):
     """MockMonitor that also keeps what each RegisterResource request carried."""
@@ -152,12 +160,7 @@ class OfflineRun:
 
     def kubernetes_objects(self) -> list[Registered]:
         """Every Kubernetes object with apiVersion/kind (custom resources included)."""
-        return [
-            resource
-            for resource in self.resources
-            if resource.custom and resource.type.startswith("kubernetes:") and "kind" in resource.inputs
-            and not resource.type.startswith("kubernetes:helm") and not resource.type.startswith("kubernetes:yaml")
-        ]
+        return [resource for resource in self.resources if resource.is_kubernetes_object]
 
 
 async def _resolve(value: Any, path: str, secrets: list[str]) -> Any:

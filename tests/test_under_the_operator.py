@@ -115,7 +115,7 @@ def test_first_up_gets_every_cluster_ready_and_a_second_up_touches_no_pod(simula
     namespaces = ray_namespaces(deployed)
     before = all_pod_uids(sim, namespaces)
     assert before
-    second, _ = up(config, stack)  # the same settings again, as from a teammate's machine
+    up(config, stack)  # the same settings again, as from a teammate's machine
     time.sleep(2)
     assert all_pod_uids(sim, namespaces) == before
     for namespace in namespaces:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from components.versions import KUBERAY_CRD_PLURALS
 from raykube.offline import OfflineRun, Registered
 from tests.helpers.envtest import server_side_apply
 from tests.helpers.simulated_cluster import SimulatedCluster
@@ -42,10 +43,9 @@ class AwaitTimeout(AssertionError):
 
 @dataclass
 class Deployed:
-    """What an up applied: the objects as sent, and the operators' namespaces."""
+    """What an up applied: the objects as sent."""
 
     objects: list[dict[str, Any]] = field(default_factory=list)
-    operator_namespaces: list[str] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [obj for obj in self.objects if obj["kind"] == kind]
@@ -53,13 +53,6 @@ class Deployed:
 
 def _is_operator_chart(resource: Registered) -> bool:
     return resource.type == CHART and resource.inputs.get("chart") == OPERATOR_CHART
-
-
-def _kubernetes_object(resource: Registered) -> bool:
-    return (
-        resource.custom and resource.type.startswith("kubernetes:") and "kind" in resource.inputs
-        and not resource.type.startswith(("kubernetes:helm", "kubernetes:yaml"))
-    )
 
 
 def _jsonpath_condition(annotation: str) -> tuple[list[str], str]:
@@ -159,10 +152,8 @@ def pulumi_up(sim: SimulatedCluster, run: OfflineRun, previous: Optional[Offline
         old = before.get(resource.urn)
         unchanged = old is not None and old.revealed_inputs == resource.revealed_inputs
         if _is_operator_chart(resource):
-            namespace = resource.inputs["namespace"]
-            sim.start_operator(namespace, resource.inputs.get("values") or {})
-            deployed.operator_namespaces.append(namespace)
-        elif _kubernetes_object(resource):
+            sim.start_operator(resource.inputs["namespace"], resource.inputs.get("values") or {})
+        elif resource.is_kubernetes_object:
             obj = copy.deepcopy(resource.revealed_inputs)
             deployed.objects.append(obj)
             if unchanged:
@@ -187,14 +178,14 @@ def _remove(sim: SimulatedCluster, resource: Registered, timeout: float) -> None
         # Without one, destroy takes the CRDs and every custom resource with them.
         if not resource.transforms:
             crds = sim.dynamic.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-            for name in ("rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io"):
-                crds.delete(name=name)
+            for plural in KUBERAY_CRD_PLURALS:
+                crds.delete(name=f"{plural}.ray.io")
         return
     if resource.retain_on_delete:
         return
     if _is_operator_chart(resource):
         sim.stop_operator(resource.inputs["namespace"])
-    elif _kubernetes_object(resource):
+    elif resource.is_kubernetes_object:
         _delete(sim, resource.revealed_inputs, timeout)
 
 
