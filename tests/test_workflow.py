@@ -1,6 +1,7 @@
 """The pull-request preview workflow, judged by actionlint and by what reviewers rely on."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from tests.helpers.program import ROOT, STACKS
 
 WORKFLOW = ROOT / ".github" / "workflows" / "preview.yml"
 ACTIONLINT = str(Path(sys.executable).with_name("actionlint"))
+ZIZMOR = str(Path(sys.executable).with_name("zizmor"))
 
 
 def actionlint(path: Path) -> subprocess.CompletedProcess:
@@ -37,19 +39,64 @@ def workflow() -> dict:
     return text
 
 
+def jobs_steps(flow: dict):
+    for job_name, job in flow["jobs"].items():
+        for step in job["steps"]:
+            yield job_name, step
+
+
+def test_zizmor_finds_nothing_in_any_workflow():
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
+    assert workflows
+    for persona in ("regular", "pedantic"):
+        done = subprocess.run([ZIZMOR, "--offline", "--no-progress", "--persona", persona, "--format", "json", *map(str, workflows)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and json.loads(done.stdout) == [], f"zizmor ({persona}): {done.stdout}{done.stderr}"
+
+
+def test_zizmor_would_catch_what_the_workflow_avoids(tmp_path):
+    """The audit is live: the old workflow's mistakes are findings."""
+    bad = tmp_path / "preview.yml"
+    bad.write_text(WORKFLOW.read_text().replace("secrets.KUBECONFIG }}", "secrets[format('KUBECONFIG_{0}', matrix.stack)] }}")
+                   .replace("actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1", "actions/checkout@v7.0.1", 1)
+                   .replace("      - uses: actions/checkout@v7.0.1  # v7.0.1\n        with:\n          persist-credentials: false\n", "      - uses: actions/checkout@v7.0.1\n", 1))
+    done = subprocess.run([ZIZMOR, "--offline", "--no-progress", "--format", "json", str(bad)], capture_output=True, text=True, timeout=120)
+    found = {finding["ident"] for finding in json.loads(done.stdout)}
+    assert {"overprovisioned-secrets", "unpinned-uses", "artipacked"} <= found, found
+
+
 def test_it_runs_on_pull_requests_with_least_privilege():
     flow = workflow()
-    assert "pull_request" in flow["on"]
-    assert flow["permissions"] == {"contents": "read"}
-    assert "permissions" not in flow["jobs"]["test"]  # the default: read the code, nothing else
-    assert flow["jobs"]["preview"]["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert list(flow["on"]) == ["pull_request"]  # never pull_request_target: a fork's code never sees a secret
+    assert flow["permissions"] == {}
+    assert flow["jobs"]["test"]["permissions"] == {"contents": "read"}
+    assert flow["jobs"]["preview"]["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}
 
 
-def test_every_action_is_pinned_to_a_release():
-    uses = re.findall(r"uses:\s*(\S+)", WORKFLOW.read_text())
+def test_previews_run_only_for_the_repository_own_branches_behind_an_environment():
+    preview = workflow()["jobs"]["preview"]
+    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    # One environment per stack: its reviewers approve each run before its secrets reach the job.
+    assert preview["environment"] == "preview-${{ matrix.stack }}"
+    text = WORKFLOW.read_text()
+    assert "secrets[" not in text  # only named secrets, never the whole context
+    assert "AWS_ACCESS_KEY_ID" not in text and "AWS_SECRET_ACCESS_KEY" not in text  # OIDC, no static keys
+    (aws,) = [step for _, step in jobs_steps(workflow()) if str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
+    assert aws["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}" and "aws-access-key-id" not in aws["with"]
+
+
+def test_every_checkout_drops_its_credentials():
+    checkouts = [step for _, step in jobs_steps(workflow()) if str(step.get("uses", "")).startswith("actions/checkout@")]
+    assert len(checkouts) == 2
+    assert all(step["with"]["persist-credentials"] is False for step in checkouts)
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_version_named():
+    uses = re.findall(r"uses:\s*(\S+)(.*)", WORKFLOW.read_text())
     assert uses
-    for action in uses:
-        assert re.search(r"@(v\d+\.\d+\.\d+|[0-9a-f]{40})$", action), f"{action} is not pinned to a release or commit"
+    for action, comment in uses:
+        assert re.search(r"@[0-9a-f]{40}$", action), f"{action} is not pinned to a full commit SHA"
+        assert re.fullmatch(r"\s+# v\d+\.\d+\.\d+", comment), f"{action}: name the release in a comment, e.g. '# v1.2.3'"
 
 
 def test_tests_and_renders_then_a_preview_per_stack():
@@ -63,4 +110,5 @@ def test_tests_and_renders_then_a_preview_per_stack():
     assert sorted(preview["strategy"]["matrix"]["stack"]) == STACKS
     (pulumi,) = [step for step in preview["steps"] if str(step.get("uses", "")).startswith("pulumi/actions@")]
     assert pulumi["with"]["command"] == "preview" and pulumi["with"]["diff"] is True and pulumi["with"]["comment-on-pr"] is True
-    assert pulumi["if"] == "steps.credentials.outputs.enabled == 'true'"  # only stacks whose credentials exist
+    assert pulumi["with"]["upsert"] is False  # a preview never creates a stack
+    assert pulumi["if"] == "steps.access.outputs.enabled == 'true'"  # only stacks whose environment has access
