@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 
 from components.dashboard_ingress import DASHBOARD_PORT, DashboardIngressArgs, dashboard_ingress
 from components.ray_node import ray_resources, ray_start_params
-from components.ray_pod import CONTAINER_SECURITY_CONTEXT, SecretInjection, ray_pod_template
+from components.ray_pod import KUBERNETES_API_CLIENT_LABEL, TMP_MOUNT, SecretInjection, container_security_context, ray_pod_template
 from components.args import ComponentArgsError, check_args, component_label
 from components import defaults
 
@@ -180,6 +180,8 @@ class RayClusterArgs(TypedDict, total=False):
     """"token" (KubeRay generates a token Secret named after the cluster; Ray >= 2.52, KubeRay >= 1.5.1) or "disabled" (default "token")."""
     gcs_fault_tolerance: pulumi.Input[Optional[GcsFaultToleranceArgs]]
     """GcsFaultToleranceArgs (default none: a restarted head loses the cluster's state)."""
+    read_only_root_filesystem: pulumi.Input[bool]
+    """Ray containers cannot write their image; /tmp (and /tmp/ray) and /dev/shm are emptyDirs (default True)."""
 
 
 def head_service_name(cluster_name: str) -> str:
@@ -244,6 +246,11 @@ def ray_cluster_spec(args: Mapping[str, Any], component: str = "RayCluster") -> 
     image = args["image"]
     head_params = ray_start_params(ray_resources(head.get("resources") or {}, head.get("ray_resources")))
     head_params["dashboard-host"] = "0.0.0.0"
+    # The autoscaler sidecar is the only Ray process that calls the Kubernetes
+    # API: only its head mounts a ServiceAccount token, and is labelled for the
+    # NetworkPolicy that lets it reach the API server.
+    autoscaled = any(group.get("autoscaling", "ray") == "ray" for group in groups)
+    read_only = args.get("read_only_root_filesystem", True)
     spec: dict[str, Any] = {
         "rayVersion": args["ray_version"],
         "headGroupSpec": {
@@ -255,7 +262,10 @@ def ray_cluster_spec(args: Mapping[str, Any], component: str = "RayCluster") -> 
                 image=image,
                 injection=injection,
                 service_account_name=args.get("service_account_name"),
+                extra_labels={KUBERNETES_API_CLIENT_LABEL: "true"} if autoscaled else None,
                 ports=HEAD_PORTS,
+                automount_service_account_token=autoscaled,
+                read_only_root_filesystem=read_only,
             ),
         },
         "workerGroupSpecs": [],
@@ -282,9 +292,10 @@ def ray_cluster_spec(args: Mapping[str, Any], component: str = "RayCluster") -> 
             injection=injection,
             service_account_name=args.get("service_account_name"),
             termination_grace_period_seconds=group.get("termination_grace_period_seconds"),
+            read_only_root_filesystem=read_only,
         )
         spec["workerGroupSpecs"].append(spec_group)
-    if any(group.get("autoscaling", "ray") == "ray" for group in groups):
+    if autoscaled:
         autoscaler = dict(args.get("autoscaler") or {})
         spec["enableInTreeAutoscaling"] = True
         spec["autoscalerOptions"] = {
@@ -292,7 +303,9 @@ def ray_cluster_spec(args: Mapping[str, Any], component: str = "RayCluster") -> 
             "upscalingMode": autoscaler.get("upscaling_mode", defaults.AUTOSCALER_UPSCALING_MODE),
             "idleTimeoutSeconds": autoscaler.get("idle_timeout_seconds", defaults.AUTOSCALER_IDLE_TIMEOUT_SECONDS),
             "resources": AUTOSCALER_RESOURCES,
-            "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+            "securityContext": container_security_context(read_only),
+            # The head pod's /tmp: the autoscaler writes its logs under /tmp/ray.
+            "volumeMounts": [dict(TMP_MOUNT)],
         }
     spec["upgradeStrategy"] = {"type": args.get("upgrade_strategy") or defaults.UPGRADE_STRATEGY}
     if (args.get("auth_mode") or defaults.AUTH_MODE) == "token":

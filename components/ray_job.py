@@ -40,6 +40,8 @@ class RayJobArgs(TypedDict, total=False):
     """Service account of the own cluster's pods (default the namespace's default)."""
     auth_mode: pulumi.Input[str]
     """token or disabled, as for RayCluster (default "token")."""
+    read_only_root_filesystem: pulumi.Input[bool]
+    """The own cluster's Ray containers cannot write their image, as for RayCluster (default True)."""
     shutdown_after_job_finishes: pulumi.Input[bool]
     """delete the own cluster when the job ends (default True; False with cluster_selector)."""
     ttl_seconds_after_finished: pulumi.Input[int]
@@ -52,7 +54,7 @@ class RayJobArgs(TypedDict, total=False):
     """K8sJobMode, HTTPMode or SidecarMode (default K8sJobMode)."""
 
 
-_CLUSTER_KEYS = ("ray_version", "image", "head", "worker_groups", "autoscaler", "injection", "service_account_name", "auth_mode")
+_CLUSTER_KEYS = ("ray_version", "image", "head", "worker_groups", "autoscaler", "injection", "service_account_name", "auth_mode", "read_only_root_filesystem")
 
 
 def ray_job_spec(args: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,26 @@ CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
     "runAsNonRoot": True,
+    # Ray writes its sessions, logs, sockets and runtime environments under
+    # /tmp/ray and its object store in /dev/shm: both are emptyDirs, the image
+    # stays read-only (a compromised task cannot change Ray's own code).
+    "readOnlyRootFilesystem": True,
 }
+# The writable scratch space of every Ray container (/tmp, so /tmp/ray too).
+TMP_VOLUME = "tmp"
+TMP_MOUNT = {"name": TMP_VOLUME, "mountPath": "/tmp"}
 
+
+def container_security_context(read_only_root_filesystem: bool = True) -> dict[str, Any]:
+    """The security context of every Ray container; a writable image only on request."""
+    return {**CONTAINER_SECURITY_CONTEXT, "readOnlyRootFilesystem": read_only_root_filesystem}
+
+
+# Every Ray pod, whoever creates it (KubeRay labels its own pods so; the HPA
+# pool's pods carry it too): what raykube's NetworkPolicies call a Ray node.
+RAY_NODE_LABEL = ("ray.io/is-ray-node", "yes")
+# Pods that call the Kubernetes API (a head with the autoscaler sidecar).
+KUBERNETES_API_CLIENT_LABEL = "raykube.io/kubernetes-api-client"
 
 # Secret files: owner and group (the pod's fsGroup, the ray user's group) may
 # read them, nobody else, nobody may write.
@@ -71,11 +89,15 @@ def ray_pod_template(
     ports: Sequence[Mapping[str, Any]] = (),
     lifecycle: Optional[Mapping[str, Any]] = None,
     termination_grace_period_seconds: Optional[int] = None,
+    automount_service_account_token: bool = False,
+    read_only_root_filesystem: bool = True,
 ) -> dict[str, Any]:
     """A PodTemplateSpec (API field names) for one Ray group.
 
     `group` has the RayGroup fields in snake_case: resources, node_selector,
     tolerations, affinity, labels, env, pod_template (merged last).
+    Only a pod that calls the Kubernetes API (a head with the autoscaler
+    sidecar) gets its ServiceAccount token mounted.
     """
     injection = injection or {}
     env = [{"name": key, "value": value} for key, value in sorted((group.get("env") or {}).items())]
@@ -85,7 +107,7 @@ def ray_pod_template(
         "name": container_name,
         "image": image,
         "resources": {kind: dict(values) for kind, values in (group.get("resources") or {}).items() if values},
-        "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+        "securityContext": container_security_context(read_only_root_filesystem),
     }
     if command:
         container["command"] = list(command)
@@ -100,17 +122,19 @@ def ray_pod_template(
         container["ports"] = [dict(port) for port in ports]
     if lifecycle:
         container["lifecycle"] = dict(lifecycle)
-    volumes = []
-    mounts = []
+    volumes: list[dict[str, Any]] = [{"name": TMP_VOLUME, "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [dict(TMP_MOUNT)]
     for volume in injection.get("secret_volumes") or ():
         volume_name = secret_volume_name(volume["secret_name"])
         volumes.append({"name": volume_name, "secret": {"secretName": volume["secret_name"], "defaultMode": SECRET_FILE_MODE}})
         mounts.append({"name": volume_name, "mountPath": volume["mount_path"], "readOnly": True})
-    if mounts:
-        container["volumeMounts"] = mounts
-    spec: dict[str, Any] = {"containers": [container], "securityContext": dict(POD_SECURITY_CONTEXT)}
-    if volumes:
-        spec["volumes"] = volumes
+    container["volumeMounts"] = mounts
+    spec: dict[str, Any] = {
+        "containers": [container],
+        "securityContext": dict(POD_SECURITY_CONTEXT),
+        "automountServiceAccountToken": automount_service_account_token,
+        "volumes": volumes,
+    }
     if service_account_name:
         spec["serviceAccountName"] = service_account_name
     if group.get("node_selector"):

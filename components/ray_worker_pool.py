@@ -24,7 +24,8 @@ from components.horizontal_pod_autoscaler import HorizontalPodAutoscaler, ScaleU
 from components.quantity import parse_quantity
 from components.ray_cluster import AUTH_TOKEN_KEY, GCS_PORT, auth_token_secret, head_service_name
 from components.ray_node import ray_resources, ray_start_args, ray_start_params
-from components.ray_pod import CONTAINER_SECURITY_CONTEXT, SecretInjection, ray_pod_template
+from components.ray_network_policies import METRICS_EXPORT_PORT
+from components.ray_pod import RAY_NODE_LABEL, SECRET_FILE_MODE, TMP_MOUNT, SecretInjection, container_security_context, ray_pod_template
 from components.versions import version_tuple
 from components.args import ComponentArgsError, check_args, component_label
 from components import defaults
@@ -42,6 +43,11 @@ DRAIN_MARGIN_SECONDS = 10
 DASHBOARD_AGENT_PORT = 52365
 UNIFIED_HEALTH_MIN_RAY = (2, 53)
 SHARED_MEMORY_VOLUME = "shared-mem"
+# The cluster's auth token, as a file (RAY_AUTH_TOKEN_PATH) rather than an
+# environment value: env is visible to every process's /proc/<pid>/environ
+# reader and in `kubectl describe`-style dumps; a file is 0440 for the ray user.
+AUTH_TOKEN_VOLUME = "ray-auth-token"
+AUTH_TOKEN_DIR = "/etc/ray/auth"
 
 
 class WorkerPoolGroupArgs(TypedDict, total=False):
@@ -105,6 +111,8 @@ class RayWorkerPoolArgs(TypedDict, total=False):
     """ScaleUpArgs (default 4 pods or 100% per 15 s)."""
     cluster_domain: str
     """(default cluster.local)."""
+    read_only_root_filesystem: bool
+    """the cluster's: Ray containers cannot write their image; /tmp and /dev/shm are emptyDirs (default True)."""
 
 
 def check_pool_group(component: str, group: Mapping[str, Any]) -> None:
@@ -172,10 +180,11 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
     selector = {"raykube.io/cluster": cluster, "raykube.io/worker-group": group["name"]}
     params = ray_start_params(ray_resources(group.get("resources") or {}, group.get("ray_resources")))
     ray_env: list[dict[str, Any]] = [{"name": "RAY_GCS_ADDRESS", "value": gcs}]
-    if (args.get("auth_mode") or defaults.AUTH_MODE) == "token":
+    token_auth = (args.get("auth_mode") or defaults.AUTH_MODE) == "token"
+    if token_auth:
         ray_env += [
             {"name": "RAY_AUTH_MODE", "value": "token"},
-            {"name": "RAY_AUTH_TOKEN", "valueFrom": {"secretKeyRef": {"name": auth_token_secret(cluster), "key": AUTH_TOKEN_KEY}}},
+            {"name": "RAY_AUTH_TOKEN_PATH", "value": f"{AUTH_TOKEN_DIR}/{AUTH_TOKEN_KEY}"},
         ]
     env = ray_env + [
         {"name": "RAY_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
@@ -187,6 +196,7 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
         # A fault-tolerant head comes back with the cluster's state: wait for it (KubeRay's value).
         env.append({"name": "RAY_gcs_rpc_server_reconnect_timeout_s", "value": "600"})
     readiness, liveness = health_probes(args["ray_version"])
+    read_only = args.get("read_only_root_filesystem", True)
     template = ray_pod_template(
         group=group,
         container_name="ray-worker",
@@ -195,6 +205,7 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
         service_account_name=args.get("service_account_name"),
         extra_labels={
             **selector,
+            RAY_NODE_LABEL[0]: RAY_NODE_LABEL[1],
             "app.kubernetes.io/name": "ray-worker",
             "app.kubernetes.io/managed-by": "raykube",
             # The pods roll with the head: a new Ray version is a new template.
@@ -205,6 +216,7 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
         args=worker_start_args(params),
         lifecycle={"preStop": {"exec": {"command": ["python", "-c", DRAIN_SCRIPT]}}},
         termination_grace_period_seconds=grace,
+        read_only_root_filesystem=read_only,
     )
     container = template["spec"]["containers"][0]
     container.update(readinessProbe=readiness, livenessProbe=liveness)
@@ -215,6 +227,16 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
         shm["sizeLimit"] = size
     template["spec"].setdefault("volumes", []).append({"name": SHARED_MEMORY_VOLUME, "emptyDir": shm})
     container.setdefault("volumeMounts", []).append({"name": SHARED_MEMORY_VOLUME, "mountPath": "/dev/shm"})
+    init_mounts = [dict(TMP_MOUNT)]
+    if token_auth:
+        # Only the token's key, read-only; the kubelet updates the file if KubeRay rotates the Secret.
+        template["spec"]["volumes"].append({
+            "name": AUTH_TOKEN_VOLUME,
+            "secret": {"secretName": auth_token_secret(cluster), "items": [{"key": AUTH_TOKEN_KEY, "path": AUTH_TOKEN_KEY}], "defaultMode": SECRET_FILE_MODE},
+        })
+        token_mount = {"name": AUTH_TOKEN_VOLUME, "mountPath": AUTH_TOKEN_DIR, "readOnly": True}
+        container["volumeMounts"].append(token_mount)
+        init_mounts.append(dict(token_mount))
     template["spec"]["initContainers"] = [
         {
             "name": "wait-gcs-ready",
@@ -223,7 +245,8 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
             "env": ray_env,
             # As KubeRay's: the worker's resources, so the pod's requests do not change.
             "resources": container.get("resources", {}),
-            "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+            "securityContext": container_security_context(read_only),
+            "volumeMounts": init_mounts,
         }
     ]
     return {
@@ -236,8 +259,10 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def worker_start_args(params: Mapping[str, str]) -> list[str]:
-    """`ray start` argv after `ray`; $(VAR) is expanded by Kubernetes from the container env."""
-    return ["start", "--address=$(RAY_GCS_ADDRESS)", "--node-ip-address=$(RAY_NODE_IP)", "--block", *ray_start_args(params)]
+    """`ray start` argv after `ray`; $(VAR) is expanded by Kubernetes from the container env.
+    Metrics on KubeRay's port, as its own workers: one scrape rule for every Ray pod."""
+    return ["start", "--address=$(RAY_GCS_ADDRESS)", "--node-ip-address=$(RAY_NODE_IP)", "--block",
+            f"--metrics-export-port={METRICS_EXPORT_PORT}", *ray_start_args(params)]
 
 
 class RayWorkerPool(pulumi.ComponentResource):

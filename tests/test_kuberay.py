@@ -178,13 +178,27 @@ def test_raycluster_spec_derives_ray_resources_and_passes_pod_fields():
         container = template["spec"]["containers"][0]
         assert "envFrom" not in container
         assert {"name": "AWS_CONFIG_FILE", "value": "/etc/aws/config"} in container["env"]
-        assert container["volumeMounts"] == [{"name": "secret-aws", "mountPath": "/etc/aws", "readOnly": True}]
-        assert template["spec"]["volumes"] == [{"name": "secret-aws", "secret": {"secretName": "aws", "defaultMode": 0o440}}]
+        assert {"name": "secret-aws", "mountPath": "/etc/aws", "readOnly": True} in container["volumeMounts"]
+        assert {"name": "secret-aws", "secret": {"secretName": "aws", "defaultMode": 0o440}} in template["spec"]["volumes"]
+        # The image is read-only; Ray writes to its /tmp emptyDir (and KubeRay's /dev/shm).
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+        assert {"name": "tmp", "emptyDir": {}} in template["spec"]["volumes"]
+    # Only the head whose autoscaler sidecar calls the Kubernetes API gets a ServiceAccount token.
+    assert head["template"]["spec"]["automountServiceAccountToken"] is True
+    assert head["template"]["metadata"]["labels"]["raykube.io/kubernetes-api-client"] == "true"
+    assert pod["spec"]["automountServiceAccountToken"] is False and gpu["template"]["spec"]["automountServiceAccountToken"] is False
+    assert {"name": "tmp", "mountPath": "/tmp"} in spec["autoscalerOptions"]["volumeMounts"]
+    assert spec["autoscalerOptions"]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_fixed_only_cluster_has_no_autoscaler():
     spec = ray_cluster_spec({**GPU_CLUSTER, "worker_groups": [GPU_CLUSTER["worker_groups"][1]]})
     assert "enableInTreeAutoscaling" not in spec
+    # Nothing in this cluster calls the Kubernetes API: no pod gets a token.
+    head = spec["headGroupSpec"]["template"]
+    assert head["spec"]["automountServiceAccountToken"] is False
+    assert "raykube.io/kubernetes-api-client" not in head.get("metadata", {}).get("labels", {})
 
 
 # --- a real Ray cluster: the resources Ray reports are the ones computed -----

@@ -135,7 +135,10 @@ def test_hpa_pool_deployment_and_hpa(stack_runs):
     assert pod["terminationGracePeriodSeconds"] == 300
     assert container["lifecycle"]["preStop"]["exec"]["command"][:2] == ["python", "-c"]
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert not any(key.startswith("ray.io/") for key in spec["template"]["metadata"]["labels"])
+    # KubeRay finds its pods by these labels: a pool pod must never be counted as a KubeRay worker.
+    labels = spec["template"]["metadata"]["labels"]
+    assert not {"ray.io/cluster", "ray.io/node-type", "ray.io/group", "ray.io/identifier"} & set(labels)
+    assert labels["ray.io/is-ray-node"] == "yes"  # what KubeRay's own Ray pods carry; the NetworkPolicies select it
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 3)
     assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 50
@@ -166,16 +169,19 @@ def test_pool_without_cpu_request_is_refused():
 TASK_SECONDS = 12
 
 
-def test_pool_worker_joins_and_prestop_drain_keeps_the_running_task(stack_runs, ray_head):
+def test_pool_worker_joins_and_prestop_drain_keeps_the_running_task(stack_runs, ray_head, tmp_path):
     from tests.helpers.ray_sandbox import OBJECT_STORE_BYTES, RAY
 
-    from tests.helpers.kubelet import container_env, expand
+    from tests.helpers.kubelet import container_env, expand, mount_secret_volumes, relocate
 
     deployment = stack_runs["local"].of_type(DEPLOYMENT)[0].inputs
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
     worker_ip = "127.0.0.4"
-    # What the kubelet provides: env from the manifest, the pod IP, the token Secret, $(VAR) expansion.
-    env = container_env(container, worker_ip, {("raycluster", "auth_token"): ray_head.auth_token})
+    # What the kubelet provides: env from the manifest, the pod IP, the token Secret's file, $(VAR) expansion.
+    secrets = {("raycluster", "auth_token"): ray_head.auth_token}
+    env = relocate(container_env(container, worker_ip, secrets), mount_secret_volumes(pod, container, secrets, tmp_path))
+    env["RAY_AUTH_TOKEN"] = ""  # only the file
     env.update(RAY_GCS_ADDRESS=ray_head.gcs_address)  # the head Service's DNS name, here
     argv = [RAY] + [expand(arg, env) for arg in container["args"]]
     worker = ray_head.spawn(argv + [f"--object-store-memory={OBJECT_STORE_BYTES}"], "pool-worker", env=env)

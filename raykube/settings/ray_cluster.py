@@ -106,6 +106,22 @@ class RayClusterSettings(Model):
     gcs_fault_tolerance: Optional[GcsFaultTolerance] = Field(
         default=None, description="head fault tolerance (off by default): backend rocksdb or redis"
     )
+    image_digest: Optional[str] = Field(
+        default=None,
+        description="sha256:<64 hex> pinning the cluster's image (default none: the tag); a GPU group then names its own image@digest",
+    )
+    read_only_root_filesystem: bool = Field(
+        default=True,
+        description="Ray containers cannot write their image; /tmp (Ray's /tmp/ray) and /dev/shm are writable emptyDirs. "
+        "false for code that writes into the home folder (e.g. Ray Tune's default ~/ray_results)",
+    )
+
+    @field_validator("image_digest")
+    @classmethod
+    def _digest(cls, digest: Optional[str]) -> Optional[str]:
+        if digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            raise ValueError(f"{digest!r} must be sha256: and 64 lowercase hex digits (`docker buildx imagetools inspect IMAGE` prints it)")
+        return digest
 
     @field_validator("name")
     @classmethod
@@ -167,7 +183,8 @@ class RayClusterSettings(Model):
         for key, image in images:
             if image is None:
                 continue
-            tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+            name = image.split("@", 1)[0]  # a pinned reference: repo:tag@sha256:...
+            tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else ""
             if not tag.startswith(version):
                 raise ValueError(
                     f"__{key}__ tag {tag or '(none)'!r} does not match rayVersion {version}; "
@@ -190,6 +207,19 @@ class RayClusterSettings(Model):
         return self
 
     @model_validator(mode="after")
+    def _digest_pins_every_image(self) -> "RayClusterSettings":
+        # One digest is one image: a GPU group's default -gpu variant is another one.
+        if self.image_digest is None and "@" not in self.effective_image:
+            return self
+        for index, group in enumerate(self.worker_groups):
+            if group.wants_gpu and not group.image:
+                raise ValueError(
+                    f"__workerGroups.{index}.image__ imageDigest pins {self.effective_image}, but this GPU group runs "
+                    f"{gpu_variant(self.effective_image)}: give it image: {gpu_variant(self.effective_image)}@sha256:<its digest>"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _something_can_run(self) -> "RayClusterSettings":
         require_a_place_for_tasks(self.head, self.worker_groups)
         return self
@@ -200,10 +230,16 @@ class RayClusterSettings(Model):
 
     @property
     def effective_image(self) -> str:
+        """The cluster's image by tag (what GPU variants are derived from)."""
         return self.image or f"{RAY_IMAGE_REPOSITORY}:{self.effective_ray_version}-{ray_image_python_tag(self.python_version)}"
+
+    @property
+    def pinned_image(self) -> str:
+        """The cluster's image as pods pull it: by digest when imageDigest is set."""
+        return f"{self.effective_image}@{self.image_digest}" if self.image_digest else self.effective_image
 
     def image_for(self, group: WorkerGroup) -> str:
         """A group's image: its own, else the cluster's (the -gpu variant for GPU groups)."""
         if group.image:
             return group.image
-        return gpu_variant(self.effective_image) if group.wants_gpu else self.effective_image
+        return gpu_variant(self.effective_image) if group.wants_gpu else self.pinned_image

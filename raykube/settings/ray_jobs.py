@@ -48,6 +48,9 @@ class RayJobSettings(Model):
     submission_mode: Literal["K8sJobMode", "HTTPMode", "SidecarMode"] = Field(
         default="K8sJobMode", description="how KubeRay submits: a submitter Job, an HTTP request, or a sidecar on the head"
     )
+    read_only_root_filesystem: bool = Field(
+        default=True, description="own cluster: Ray containers cannot write their image, as rayClusters[].readOnlyRootFilesystem"
+    )
 
     @field_validator("name")
     @classmethod

@@ -1,5 +1,6 @@
 """What the kubelet does that tests stand in for: resolve a container's environment
-(values, the pod IP, Secret keys), expand $(VAR) in args, and update Secret volumes."""
+(values, the pod IP, Secret keys), mount Secret volumes, expand $(VAR) in args,
+and update Secret volumes."""
 from __future__ import annotations
 
 import re
@@ -43,3 +44,35 @@ def write_like_kubelet(directory: Path, files: dict[str, str]) -> None:
     staging = directory / "..data_tmp"
     staging.symlink_to(version.name)
     staging.replace(directory / "..data")
+
+
+def mount_secret_volumes(pod: Mapping[str, Any], container: Mapping[str, Any], secrets: Mapping[tuple[str, str], str], root: Path) -> dict[str, str]:
+    """Write the container's Secret volumes under `root` as the kubelet would
+    (only `items` when listed, with the volume's file mode) and return
+    {mountPath: folder}. Tests have no chroot: `relocate` points the env there."""
+    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    mounted: dict[str, str] = {}
+    for mount in container.get("volumeMounts", []):
+        source = volumes[mount["name"]].get("secret")
+        if source is None:
+            continue
+        folder = root / mount["mountPath"].strip("/")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = source["secretName"]
+        items = source.get("items") or [{"key": key, "path": key} for (secret, key) in secrets if secret == name]
+        for item in items:
+            path = folder / item["path"]
+            path.write_text(secrets[(name, item["key"])])
+            path.chmod(source.get("defaultMode", 0o644))
+        mounted[mount["mountPath"]] = str(folder)
+    return mounted
+
+
+def relocate(env: Mapping[str, str], mounted: Mapping[str, str]) -> dict[str, str]:
+    """Env values that name a file in a mounted volume, pointed at where the test mounted it."""
+    moved = dict(env)
+    for name, value in env.items():
+        for mount_path, folder in mounted.items():
+            if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
+                moved[name] = folder + value[len(mount_path.rstrip("/")):]
+    return moved

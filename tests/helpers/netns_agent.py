@@ -1,8 +1,9 @@
 """Runs inside `unshare -rnpf --mount-proc`: executes commands sent on stdin.
 
 The test process stays in the host's namespaces; Ray runs in a private
-network namespace (loopback only) and PID namespace (`ray stop` cannot reach
-any other Ray on the machine). One JSON request per line, one reply per line.
+network namespace (loopback only), PID namespace (`ray stop` cannot reach
+any other Ray on the machine) and mount namespace (the root filesystem
+read-only, as in raykube's pods). One JSON request per line, one reply per line.
 """
 import json
 import os
@@ -11,6 +12,11 @@ import subprocess
 import sys
 
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+# The filesystem of a raykube Ray pod: the image read-only (readOnlyRootFilesystem),
+# /tmp writable (its emptyDir, where Ray keeps /tmp/ray) and /dev/shm (the
+# object store's). /tmp becomes a mount of its own first, so it stays writable.
+subprocess.run(["mount", "--bind", "/tmp", "/tmp"], check=True)
+subprocess.run(["mount", "-o", "remount,bind,ro", "/"], check=True)
 procs: dict[int, subprocess.Popen] = {}
 next_id = 0
 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
