@@ -39,6 +39,15 @@ METRICS_SERVER_CHART_VERSION = "3.13.1"
 METRICS_SERVER_HELM_REPOSITORY = "https://kubernetes-sigs.github.io/metrics-server/"
 METRICS_SERVER_CHART = "metrics-server"
 
+# kube-network-policies v1.1.1 (kubernetes-sigs): the reference NetworkPolicy
+# implementation, a DaemonSet beside any CNI, for the local target whose
+# Flannel enforces none. It publishes no chart repository: its release tag's
+# install.yaml is the published artifact (that release's manifest runs image
+# v1.1.0, as upstream shipped it). It needs containerd with NRI (containerd
+# 2.x enables it by default).
+KUBE_NETWORK_POLICIES_VERSION = "v1.1.1"
+KUBE_NETWORK_POLICIES_URL = "https://raw.githubusercontent.com/kubernetes-sigs/kube-network-policies/{version}/install.yaml"
+
 # Ray images follow the installed `ray` package (requirements.txt pins it), so
 # the client that submits jobs and the cluster that runs them always match.
 RAY_IMAGE_REPOSITORY = "rayproject/ray"

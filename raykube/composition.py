@@ -23,6 +23,7 @@ from components.ray_job import RayJob
 from components.ray_worker_pool import RayWorkerPool
 from raykube.aws_access import RayAwsAccess, aws_access
 from raykube.job_code import upload_job_code
+from raykube.network_access import network_policies
 from raykube.settings import RayClusterSettings, Settings
 
 # Ray pods meet "restricted" (non-root, no privilege escalation, no added
@@ -75,7 +76,7 @@ def _cluster_args(cluster: RayClusterSettings, injection: dict[str, Any], servic
         "namespace": cluster.namespace,
         "cluster_name": cluster.name,
         "ray_version": cluster.effective_ray_version,
-        "image": cluster.effective_image,
+        "image": cluster.pinned_image,
         "head": _group_args(cluster.head),
         "worker_groups": [_worker_group_args(cluster, group) for group in cluster.worker_groups if group.autoscaling != "hpa"],
         "autoscaler": cluster.autoscaler.model_dump(),
@@ -86,6 +87,7 @@ def _cluster_args(cluster: RayClusterSettings, injection: dict[str, Any], servic
         "upgrade_strategy": cluster.upgrade_strategy,
         "auth_mode": cluster.auth.mode,
         "gcs_fault_tolerance": cluster.gcs_fault_tolerance.model_dump() if cluster.gcs_fault_tolerance else None,
+        "read_only_root_filesystem": cluster.read_only_root_filesystem,
     }
 
 
@@ -194,6 +196,7 @@ def _worker_pools(settings: Settings, cluster: RayClusterSettings, ray_aws: RayA
                 "target_cpu_utilization_percent": group.hpa.target_cpu_utilization_percent,
                 "scale_down_stabilization_seconds": settings.autoscaling.scale_down_stabilization_seconds,
                 "scale_up": group.hpa.scale_up.model_dump(),
+                "read_only_root_filesystem": cluster.read_only_root_filesystem,
             },
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)),
         )
@@ -229,13 +232,14 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
         else:
             args.update(
                 ray_version=defaults.effective_ray_version,
-                image=defaults.effective_image,
+                image=defaults.pinned_image,
                 head=_group_args(job.head),
                 worker_groups=[_worker_group_args(defaults, group) for group in job.worker_groups],
                 autoscaler=job.autoscaler.model_dump(),
                 injection=ray_aws.injection,
                 service_account_name=ray_aws.service_account,
                 auth_mode=defaults.auth.mode,
+                read_only_root_filesystem=job.read_only_root_filesystem,
             )
         ray_job = RayJob(f"{job.namespace}-{job.name}", args, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)))
         outputs[f"{job.namespace}/{job.name}"] = {"statusCommand": ray_job.status_command, **({"code": code_uri} if code_uri else {})}
@@ -267,7 +271,9 @@ def build(settings: Settings) -> StackResult:
         )
         for namespace in settings.namespaces
     }
-    operators = _operators(settings, namespaces, add_ons, component_opts)
+    # Before the operators and Ray pods: a pod never runs unprotected.
+    policies = network_policies(settings, namespaces, component_opts)
+    operators = _operators(settings, namespaces, [*add_ons, *policies], component_opts)
     ray_aws = aws_access(settings, namespaces, k8s_opts, result.outputs)
 
     cluster_outputs: dict[str, Any] = {}

@@ -8,6 +8,7 @@ on it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -151,6 +152,7 @@ class OfflineRun:
     outputs: dict[str, Any]  # secret outputs appear as SECRET
     secret_outputs: list[str]
     files: dict[str, str]
+    warnings: list[str] = field(default_factory=list)  # what `pulumi up` would print as warnings
 
     def of_type(self, type_: str) -> list[Registered]:
         return [resource for resource in self.resources if resource.type == type_]
@@ -189,7 +191,11 @@ def run_offline(
     """Run `program` (returns (outputs, files)) under mocks with `config`."""
     monitor = monitor or RecordingMonitor(OfflineMocks())
     mocks = monitor.mocks
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    warnings: list[str] = []
+    logger = logging.getLogger(f"raykube.offline.{stack}")
+    logger.propagate = False
+    logger.handlers = [_Collect(warnings)]
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger)
     pulumi.runtime.set_all_config(dict(config))
     captured: dict[str, Any] = {}
 
@@ -214,4 +220,16 @@ def run_offline(
         outputs=_plain_numbers(captured.get("outputs", {})),
         secret_outputs=captured.get("secret_outputs", []),
         files=captured.get("files", {}),
+        warnings=warnings,
     )
+
+
+class _Collect(logging.Handler):
+    """The program's pulumi.log warnings (and errors), in order."""
+
+    def __init__(self, into: list[str]):
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())

@@ -44,6 +44,27 @@ def all_pod_uids(sim, namespaces) -> dict[str, str]:
     return {f"{ns}/{name}": uid for ns in namespaces for name, uid in sim.pod_uids(ns).items()}
 
 
+def assert_policies_allow_what_the_live_pods_need(sim, deployed, namespace: str) -> None:
+    """The namespace's NetworkPolicies, as stored, against the Pods the operator and the
+    Deployment controller really made (their real labels): every flow Ray documents is
+    allowed between them, and another namespace reaches no head port."""
+    from tests.helpers.network_policy_model import Cluster, Endpoint
+    from tests.helpers.ray_flows import blocked_flows, outsider_reaches
+
+    policies = [item.to_dict() for item in sim.dynamic.resources.get(api_version="networking.k8s.io/v1", kind="NetworkPolicy")
+                .get(namespace=namespace).items]
+    assert {policy["metadata"]["name"] for policy in policies} == {
+        obj["metadata"]["name"] for obj in deployed.of_kind("NetworkPolicy") if obj["metadata"]["namespace"] == namespace}
+    model = Cluster(policies, ["kube-system", "other-team"])
+    pods = [Endpoint(pod.metadata.name, namespace, pod.metadata.labels or {}) for pod in sim.running(namespace, "ray.io/is-ray-node=yes")]
+    heads = [pod for pod in pods if pod.labels.get("ray.io/node-type") == "head"]
+    workers = [pod for pod in pods if pod not in heads]
+    submitters = [Endpoint(pod.metadata.name, namespace, pod.metadata.labels or {}) for pod in sim.pods(namespace, "batch.kubernetes.io/job-name")]
+    assert heads
+    assert blocked_flows(model, heads, workers, submitters) == []
+    assert outsider_reaches(model, heads) == []
+
+
 @pytest.fixture
 def up(simulated_cluster):
     """`pulumi up` of one stack, each over the state the one before left; destroyed afterwards."""
@@ -89,6 +110,15 @@ def test_first_up_gets_every_cluster_ready_and_a_second_up_touches_no_pod(simula
             assert [(subject.kind, subject.name) for subject in binding.subjects] == [("ServiceAccount", account)]
             (head,) = sim.running(namespace, f"ray.io/cluster={name},ray.io/node-type=head")
             assert [c.name for c in head.spec.containers] == ["ray-head", "autoscaler"]
+            assert head.spec.automount_service_account_token is True  # the sidecar's token
+            autoscaler = head.spec.containers[1]
+            assert autoscaler.security_context.read_only_root_filesystem is True
+            assert "/tmp" in {mount.mount_path for mount in autoscaler.volume_mounts}
+        (head,) = sim.running(namespace, f"ray.io/cluster={name},ray.io/node-type=head")
+        ray_container = head.spec.containers[0]
+        # README Security: KubeRay adds the probes checkov misses in the template (CKV_K8S_8, CKV_K8S_9).
+        assert ray_container.readiness_probe and ray_container.liveness_probe
+        assert ray_container.security_context.read_only_root_filesystem is True
         for group in spec["workerGroupSpecs"]:
             selector = f"ray.io/cluster={name},ray.io/group={group['groupName']}"
             expected = group.get("replicas", group["minReplicas"])
@@ -113,6 +143,8 @@ def test_first_up_gets_every_cluster_ready_and_a_second_up_touches_no_pod(simula
             c["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] for c in deployed.of_kind("RayCluster")}
 
     namespaces = ray_namespaces(deployed)
+    for namespace in namespaces:
+        assert_policies_allow_what_the_live_pods_need(sim, deployed, namespace)
     before = all_pod_uids(sim, namespaces)
     assert before
     up(config, stack)  # the same settings again, as from a teammate's machine

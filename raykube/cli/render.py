@@ -127,6 +127,8 @@ def render(stack_file: StackFile, out: Path) -> int:
     for type_, count in sorted(counts.items()):
         print(f"  {type_:<{width}}  {count}")
     print(f"wrote to {out}: " + ", ".join(f"{folder}/ {count}" for folder, count in sorted(written.items())) + ", outputs.yaml")
+    for warning in run.warnings:  # what `pulumi preview` / `up` would print as warnings
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -11,6 +11,7 @@ from raykube.settings.aws import AwsAccessSettings
 from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, MetricsSettings, NetworkSettings
 from raykube.settings.loading import config_values, load_settings, parse_settings, stack_file
 from raykube.settings.model import INT32_MAX, PROJECT, SettingsError
+from raykube.settings.network_policies import NetworkPeer, NetworkPolicySettings
 from raykube.settings.operator import OperatorImage, OperatorSettings
 from raykube.settings.dashboard import NGINX_INGRESS_CLASSES, DashboardIngress, IngressTls
 from raykube.settings.head_fault_tolerance import GcsFaultTolerance, GcsStorage, RedisSettings, SecretKey
@@ -32,7 +33,7 @@ __all__ = [
     "SecretKey", "gpu_variant", "version_tuple", "RayJobSettings",
     "INT32_MAX", "KUBERNETES_MINOR_RANGE", "PROJECT", "RAY_CLUSTER_NAME_MAX", "AutoscalerOptions", "AutoscalingSettings",
     "AwsAccessSettings", "ContainerResources", "DashboardIngress", "HeadGroup", "HpaSettings", "KubeadmSettings",
-    "MetricsSettings", "NetworkSettings", "OperatorImage", "OperatorSettings", "RayClusterSettings", "RayGroup",
+    "MetricsSettings", "NetworkPeer", "NetworkPolicySettings", "NetworkSettings", "OperatorImage", "OperatorSettings", "RayClusterSettings", "RayGroup",
     "ScaleUpPolicy", "Settings", "SettingsError", "WorkerGroup", "config_values", "installed_ray_version",
     "load_settings", "parse_settings", "stack_file",
 ]

@@ -10,6 +10,7 @@ from components.kuberay_operator import EMBEDDED_GCS_STORAGE_GATE
 from raykube.settings.aws import AwsAccessSettings
 from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, MetricsSettings, NetworkSettings
 from raykube.settings.model import Model
+from raykube.settings.network_policies import NetworkPolicySettings
 from raykube.settings.operator import OperatorSettings
 from raykube.settings.ray_cluster import RayClusterSettings, version_tuple
 from raykube.settings.ray_jobs import RayJobSettings
@@ -37,6 +38,9 @@ class Settings(Model):
     )
     aws_access: AwsAccessSettings = Field(default_factory=AwsAccessSettings, description="AWS access for Ray jobs")
     ray_jobs: list[RayJobSettings] = Field(default_factory=list, description="RayJobs: jobs KubeRay runs, each on its own cluster or a RayCluster")
+    network_policies: NetworkPolicySettings = Field(
+        default_factory=NetworkPolicySettings, description="NetworkPolicies of the Ray namespaces (on by default)"
+    )
 
     @field_validator("kubernetes_version", mode="before")
     @classmethod
@@ -92,6 +96,15 @@ class Settings(Model):
         if aws.mode == "irsa" and target is not None and target != "eks":
             raise ValueError(f"__mode__ irsa needs the eks target (this stack's target is {target})")
         return aws
+
+    @field_validator("network_policies")
+    @classmethod
+    def _enforcer_target(cls, policies: NetworkPolicySettings, info: ValidationInfo) -> NetworkPolicySettings:
+        target = info.data.get("target")
+        profile = TARGETS.get(target) if target else None
+        if policies.enforcer != "none" and profile is not None and not profile.flannel:
+            raise ValueError(f"__enforcer__ only the local target installs a NetworkPolicy enforcer; {profile.title}'s network plugin enforces them (or is set up to)")
+        return policies
 
     @model_validator(mode="after")
     def _jobs_have_an_operator_and_their_cluster(self) -> "Settings":

@@ -1,0 +1,99 @@
+"""Who may talk to the Ray pods: the stack's NetworkPolicy settings, per Ray namespace.
+
+The settings say what users decide (sources, egress); this module fills in
+what the stack already knows: the namespace's Ingress controller when a
+dashboard Ingress is on, the API server's address on the local target, and
+HTTPS egress when jobs use AWS or install packages.
+"""
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pulumi
+
+from components.kube_network_policies import KubeNetworkPolicies
+from components.ray_network_policies import RayNetworkPolicies
+from raykube.settings import Settings
+
+# runtime_env fields that download at job start (package indexes, remote URIs).
+DOWNLOADING_RUNTIME_ENV = ("pip", "uv", "conda", "working_dir", "py_modules", "py_executable")
+FLANNEL_ENFORCES_NOTHING = (
+    "networkPolicies: Flannel does not enforce NetworkPolicies, so the Ray namespaces' policies are not in force on this "
+    "cluster; set networkPolicies.enforcer: kube-network-policies to enforce them (README: Security)"
+)
+
+
+def kubernetes_service_ip(service_cidr: str) -> str:
+    """The `kubernetes` Service's ClusterIP: the first address of the Service network."""
+    return str(next(ipaddress.ip_network(service_cidr).hosts()))
+
+
+def api_server_cidrs(settings: Settings) -> list[str]:
+    chosen = settings.network_policies.api_server_cidrs
+    if chosen is not None:
+        return list(chosen)
+    if not settings.profile.kubeadm_config:
+        return ["0.0.0.0/0"]  # a managed control plane's addresses are the cloud's (README: narrow them)
+    # Policies match after the Service's DNAT on most plugins, before it on a few: both addresses.
+    advertised = settings.effective_kubeadm.advertise_address
+    service = f"{kubernetes_service_ip(settings.effective_network.service_cidr)}/32"
+    return [f"{advertised}/32", service] if advertised else ["0.0.0.0/0"]
+
+
+def https_egress(settings: Settings, namespace: str) -> bool:
+    chosen = settings.network_policies.https_egress
+    if chosen is not None:
+        return chosen
+    downloads = any(job.namespace == namespace and set(job.runtime_env) & set(DOWNLOADING_RUNTIME_ENV) for job in settings.ray_jobs)
+    return settings.aws_access.mode != "none" or downloads
+
+
+def head_access_from(settings: Settings, namespace: str) -> list[dict[str, Any]]:
+    chosen = settings.network_policies.head_access_from
+    if chosen is not None:
+        return [peer.as_args() for peer in chosen]
+    sources: list[dict[str, Any]] = [{}]  # the namespace's own pods
+    if any(cluster.namespace == namespace and cluster.dashboard_ingress.enabled for cluster in settings.ray_clusters):
+        sources.append({"namespace": settings.network_policies.ingress_controller_namespace})
+    return sources
+
+
+def network_policy_args(settings: Settings, namespace: str) -> dict[str, Any]:
+    """RayNetworkPoliciesArgs of one Ray namespace."""
+    policies = settings.network_policies
+    args: dict[str, Any] = {
+        "namespace": namespace,
+        "head_access_from": head_access_from(settings, namespace),
+        "metrics_from": [peer.as_args() for peer in policies.metrics_from],
+        "api_server_cidrs": api_server_cidrs(settings),
+        "api_server_ports": list(policies.api_server_ports),
+        "https_egress": https_egress(settings, namespace),
+        "https_egress_cidrs": list(policies.https_egress_cidrs),
+        "extra_egress": [dict(rule) for rule in policies.extra_egress],
+    }
+    if policies.dns is not None:
+        args["dns"] = [peer.as_args() for peer in policies.dns]
+    return args
+
+
+def network_policies(settings: Settings, namespaces: dict[str, Any], opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+    """One RayNetworkPolicies per Ray namespace, and the local enforcer if asked for."""
+    policies = settings.network_policies
+    if not policies.enabled:
+        return []
+    created: list[pulumi.Resource] = []
+    if settings.profile.flannel:
+        if policies.enforcer == "kube-network-policies":
+            created.append(KubeNetworkPolicies("kube-network-policies", {}, opts=opts))
+        else:
+            pulumi.log.warn(FLANNEL_ENFORCES_NOTHING)
+    for namespace in settings.namespaces:
+        created.append(
+            RayNetworkPolicies(
+                f"network-policies-{namespace}",
+                network_policy_args(settings, namespace),
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace]])),
+            )
+        )
+    return created
