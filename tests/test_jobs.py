@@ -395,3 +395,44 @@ def test_a_stack_reaches_its_cluster_by_port_forward_with_the_token_secret(jobs_
     assert done.returncode == 0, done.stderr
     (argv,) = [json.loads(line) for line in log.read_text().splitlines()]
     assert argv == ["--kubeconfig", control_plane.kubeconfig, "-n", "ray-jobs", "port-forward", "service/wine-head-svc", ":8265"]
+
+
+def tiny_wheel(folder: Path) -> Path:
+    """A one-module wheel, built by hand (no index, no build backend): what a pip runtime env installs."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {"rk_probe.py": "VALUE = 'installed'\n",
+             "rk_probe-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: rk-probe\nVersion: 1.0\n",
+             "rk_probe-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: raykube-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},{len(text.encode())}"
+              for name, text in files.items()] + ["rk_probe-1.0.dist-info/RECORD,,"]
+    files["rk_probe-1.0.dist-info/RECORD"] = "\n".join(record) + "\n"
+    path = folder / "rk_probe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+    return path
+
+
+def test_a_pip_runtime_env_installs_and_runs_on_a_read_only_image(jobs_api, ray_head, tmp_path):
+    """The sandbox's root is read-only like a raykube pod's (readOnlyRootFilesystem), with /tmp writable:
+    Ray's runtime-env agent still builds the job's virtualenv (under /tmp/ray) and the task imports from it."""
+    wheel = tiny_wheel(tmp_path)
+    driver = (
+        "import ray\n"
+        f"ray.init(address={ray_head.gcs_address!r}, _node_ip_address={ray_head.head_ip!r}, logging_level='ERROR',\n"
+        f"         runtime_env={{'pip': {{'packages': [{str(wheel)!r}], 'pip_install_options': ['--no-index']}}}})\n"
+        "@ray.remote\n"
+        "def probe():\n"
+        "    import sys, rk_probe\n"
+        "    return rk_probe.VALUE, sys.prefix\n"
+        "print('RESULT', *ray.get(probe.remote()))\n"
+    )
+    done = ray_head.run([sys.executable, "-c", driver], timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    value, prefix = done.stdout.split("RESULT", 1)[1].split()
+    assert value == "installed" and "/runtime_resources/pip/" in prefix
+    # The image really is read-only in there: nothing outside /tmp and /dev/shm is writable.
+    assert ray_head.run(["touch", str(Path.home() / "rk-write-probe")]).returncode != 0
