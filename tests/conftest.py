@@ -130,11 +130,33 @@ def moto_in_sandbox(moto_server, ray_head, tmp_path):
 
 @pytest.fixture(scope="session")
 def simulated_cluster(control_plane, stack_runs):
-    """The session's control plane with kwok nodes, a stand-in scheduler and real
-    KubeRay operators (started per namespace by pulumi_up), the controller-manager
-    running with the local stack's kubeadm flags."""
-    from tests.helpers.simulated_cluster import SimulatedCluster, controller_manager_flags
+    """The session's control plane with the real scheduler, kwok nodes shaped like the
+    targets', metrics-server and real KubeRay operators (started per namespace by
+    pulumi_up); the controller-manager and metrics-server run with the local stack's
+    settings (its kubeadm flags, its metrics-server chart values)."""
+    from tests.helpers.simulated_cluster import SimulatedCluster, controller_manager_flags, metrics_server_flags
 
-    cluster = SimulatedCluster(control_plane, controller_manager_flags(stack_runs["local"].outputs["kubeadmConfig"]))
+    local = stack_runs["local"]
+    (chart,) = [r for r in local.of_type("kubernetes:helm.sh/v4:Chart") if r.inputs.get("chart") == "metrics-server"]
+    cluster = SimulatedCluster(control_plane, controller_manager_flags(local.outputs["kubeadmConfig"]), metrics_server_flags(chart.inputs["values"]))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def up(simulated_cluster):
+    """`pulumi up` of one stack on the simulated cluster, each over the state the one
+    before left (tests/helpers/pulumi_up.py); destroyed afterwards."""
+    from tests.helpers.pulumi_up import pulumi_destroy, pulumi_up
+
+    runs = []
+
+    def apply(config: dict, stack: str):
+        run = run_program(config, stack)
+        deployed = pulumi_up(simulated_cluster, run, runs[-1] if runs else None)
+        runs.append(run)
+        return run, deployed
+
+    yield apply
+    if runs:
+        pulumi_destroy(simulated_cluster, runs[-1])

@@ -83,6 +83,16 @@ def case_credentials_status_of_a_missing_stack(tmp_path):
     return ["raykube.credentials", "status", "--stack", "nosuchstack"], {}, 2, "Pulumi.nosuchstack.yaml"
 
 
+def case_status_of_an_unreachable_cluster(tmp_path):
+    port = free_port()
+    stack = stack_with(tmp_path, kubeconfig=unreachable_kubeconfig(tmp_path / "kubeconfig", port))
+    return ["raykube.status", "--config", stack], {}, 3, f"127.0.0.1:{port}"
+
+
+def case_status_of_a_missing_stack(tmp_path):
+    return ["raykube.status", "--stack", "nosuchstack"], {}, 2, "Pulumi.nosuchstack.yaml"
+
+
 def case_render_with_a_typo(tmp_path):
     return ["raykube.render", "--config", stack_with(tmp_path, rayClustrs=[]), "--out", str(tmp_path / "out")], {}, 2, "raykube:rayClustrs"
 
@@ -114,7 +124,7 @@ def test_seeding_without_aws_credentials_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("command", [["raykube.jobs", sub] for sub in ("submit", "logs", "status", "stop", "list")]
-                         + [["raykube.credentials", sub] for sub in ("renew", "status")])
+                         + [["raykube.credentials", sub] for sub in ("renew", "status")] + [["raykube.status"]])
 def test_every_subcommand_help_says_what_it_does(command):
     done = subprocess.run([sys.executable, "-m", *command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0

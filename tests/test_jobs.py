@@ -144,7 +144,7 @@ def test_wine_shap_job_runs_on_the_cluster_and_writes_its_plots(jobs_api, ray_he
             assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 200
         else:
             results = json.loads(body)
-    # The job's Ray-parallel values against single-process shap, computed here.
+    # The job's Ray-parallel values of both implementations against single-process shap, computed here.
     import shap
 
     sys.path.insert(0, str(EXAMPLE))
@@ -155,9 +155,11 @@ def test_wine_shap_job_runs_on_the_cluster_and_writes_its_plots(jobs_api, ray_he
     features, scores, _ = wine_shap.parse_csv(admin.get_object(Bucket=WINE_BUCKET, Key="wine/wine.csv")["Body"].read())
     model = wine_shap.train(features, scores)
     explainer = shap.KernelExplainer(model.predict, shap.sample(features, 8, random_state=0))
-    expected = explainer.shap_values(features[:16], nsamples=2**13, silent=True)
+    expected = explainer.shap_values(features[:16], nsamples=2**13, silent=True, l1_reg=False)
     assert np.abs(np.array(results["ray_shap_values"]) - expected).max() <= wine_shap.TOLERANCE
+    assert np.abs(np.array(results["kernel_shap_values"]) - expected).max() <= wine_shap.TOLERANCE
     assert results["rows"] == 16 and results["single_seconds"] > 0 and results["ray_seconds"] > 0
+    assert len(results["seconds"]) == 4 and all(seconds > 0 for seconds in results["seconds"].values())
 
 
 # --- what goes wrong, clearly ------------------------------------------------------
@@ -436,3 +438,28 @@ def test_a_pip_runtime_env_installs_and_runs_on_a_read_only_image(jobs_api, ray_
     assert value == "installed" and "/runtime_resources/pip/" in prefix
     # The image really is read-only in there: nothing outside /tmp and /dev/shm is writable.
     assert ray_head.run(["touch", str(Path.home() / "rk-write-probe")]).returncode != 0
+
+
+def test_kernel_shap_split_by_rows_or_by_coalitions_on_ray_gives_the_one_process_values(jobs_api, ray_head):
+    """Both of kernel_shap's Ray splits, exact and sampled, on the session's real cluster."""
+    driver = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(EXAMPLE)!r})\n"
+        "import numpy as np, ray, wine_shap\n"
+        f"ray.init(address={ray_head.gcs_address!r}, _node_ip_address={ray_head.head_ip!r}, logging_level='ERROR',\n"
+        f"         runtime_env={{'working_dir': {str(EXAMPLE)!r}}})\n"
+        "features, scores, _ = wine_shap.parse_csv(wine_shap.wine_csv())\n"
+        "model = wine_shap.train(features, scores)\n"
+        "background, rows = wine_shap.background(features), features[:6]\n"
+        "differences = {}\n"
+        "for nsamples in (wine_shap.EXACT_NSAMPLES, wine_shap.SAMPLES):\n"
+        "    alone = wine_shap.kernel_shap_values(model, background, rows, nsamples)\n"
+        "    for split in ('rows', 'coalitions'):\n"
+        "        on_ray = wine_shap.kernel_shap_on_ray(model, background, rows, 3, split, nsamples)\n"
+        "        differences[f'{split} {nsamples}'] = float(np.abs(on_ray - alone).max())\n"
+        "print('RESULT', json.dumps(differences))\n"
+    )
+    done = ray_head.run([sys.executable, "-c", driver], timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    differences = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert len(differences) == 4 and max(differences.values()) <= 1e-9, differences

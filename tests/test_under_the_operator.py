@@ -10,21 +10,15 @@ controller-manager then did.
 """
 from __future__ import annotations
 
-import itertools
 import time
 
 import pytest
 
 from tests.helpers.envtest import wait_for
-from tests.helpers.program import STACKS, relocated, run_program, stack_file_config
+from tests.helpers.program import STACKS, fresh, run_program
 from tests.helpers.pulumi_up import AwaitTimeout, pulumi_destroy, pulumi_up
 
 RECREATE_LOG = "RayCluster spec changed with Recreate upgradeStrategy, deleting all pods"
-_prefixes = itertools.count()
-
-
-def fresh(stack: str) -> dict:
-    return relocated(stack_file_config(stack), f"t{next(_prefixes)}")
 
 
 def clusters_of(config: dict) -> list[dict]:
@@ -42,6 +36,23 @@ def ray_namespaces(deployed) -> list[str]:
 
 def all_pod_uids(sim, namespaces) -> dict[str, str]:
     return {f"{ns}/{name}": uid for ns in namespaces for name, uid in sim.pod_uids(ns).items()}
+
+
+def gpus_requested(pod) -> int:
+    return sum(int((container.resources.requests or {}).get("nvidia.com/gpu", 0)) for container in pod.spec.containers)
+
+
+def assert_placed_where_their_groups_say(sim, namespace: str) -> list:
+    """Every Ray pod of the namespace was scheduled by the real scheduler onto a Node
+    its group allows: node selectors met, GPU pods on GPU nodes only, nothing else there."""
+    pods = sim.pods(namespace, "ray.io/is-ray-node=yes")
+    assert pods
+    for pod in pods:
+        assert pod.spec.node_name, f"{pod.metadata.name} is not scheduled: {sim.pending_reasons(namespace, pod.metadata.name)}"
+        node = sim.node_of(pod)
+        assert (pod.spec.node_selector or {}).items() <= node.labels.items(), (pod.metadata.name, node.name)
+        assert (gpus_requested(pod) > 0) is (node.gpus > 0), f"{pod.metadata.name} ({gpus_requested(pod)} GPUs) on {node.name}"
+    return pods
 
 
 def assert_policies_allow_what_the_live_pods_need(sim, deployed, namespace: str) -> None:
@@ -63,22 +74,6 @@ def assert_policies_allow_what_the_live_pods_need(sim, deployed, namespace: str)
     assert heads
     assert blocked_flows(model, heads, workers, submitters) == []
     assert outsider_reaches(model, heads) == []
-
-
-@pytest.fixture
-def up(simulated_cluster):
-    """`pulumi up` of one stack, each over the state the one before left; destroyed afterwards."""
-    runs = []
-
-    def apply(config: dict, stack: str):
-        run = run_program(config, stack)
-        deployed = pulumi_up(simulated_cluster, run, runs[-1] if runs else None)
-        runs.append(run)
-        return run, deployed
-
-    yield apply
-    if runs:
-        pulumi_destroy(simulated_cluster, runs[-1])
 
 
 # --- first and second `pulumi up` ------------------------------------------------------
@@ -144,7 +139,12 @@ def test_first_up_gets_every_cluster_ready_and_a_second_up_touches_no_pod(simula
 
     namespaces = ray_namespaces(deployed)
     for namespace in namespaces:
+        assert_placed_where_their_groups_say(sim, namespace)
         assert_policies_allow_what_the_live_pods_need(sim, deployed, namespace)
+    for cluster in deployed.of_kind("RayCluster"):
+        selector = (cluster["spec"]["headGroupSpec"]["template"]["spec"].get("nodeSelector") or {})
+        (head,) = sim.running(cluster["metadata"]["namespace"], f"ray.io/cluster={cluster['metadata']['name']},ray.io/node-type=head")
+        assert selector.items() <= sim.node_of(head).labels.items()  # e.g. EKS: the head on ON_DEMAND capacity, never Spot
     before = all_pod_uids(sim, namespaces)
     assert before
     up(config, stack)  # the same settings again, as from a teammate's machine
@@ -261,6 +261,8 @@ def test_head_fault_tolerance_is_accepted_by_the_operator_and_gets_ready(simulat
         "redis": {"backend": "redis", "redis": {"address": "redis.ray.svc.cluster.local:6379"}},
     }[variant]
     namespace = cluster_settings["namespace"]
+    # The real scheduler places the head only once its GCS claim is bound: the volume a provisioner would make.
+    sim.provide_volume(f"{namespace}-gcs", "10Gi", "gp3" if variant == "rocksdb-size" else "")
     if variant == "rocksdb-claim":
         # The user's own PVC, in the namespace raykube creates: made once the namespace exists.
         from kubernetes import client

@@ -3,6 +3,7 @@
   raykube render       the offline render of a stack (python -m raykube.render)
   raykube jobs         Ray jobs on a stack's cluster (python -m raykube.jobs)
   raykube credentials  renew or check the Ray pods' AWS credentials (python -m raykube.credentials)
+  raykube status       is every Ray cluster of a stack ready, and if not, why (python -m raykube.status)
 
 The commands live in raykube/cli/<command>.py; they share raykube/stack_file.py
 (reading a stack file) and raykube/cluster_api.py (talking to its cluster), and
@@ -20,6 +21,7 @@ COMMANDS = {
     "render": ("raykube.cli.render", "the offline render of a stack"),
     "jobs": ("raykube.cli.jobs", "Ray jobs on a stack's cluster"),
     "credentials": ("raykube.cli.credentials", "renew or check the Ray pods' AWS credentials"),
+    "status": ("raykube.cli.status", "is every Ray cluster of a stack ready, and if not, why"),
 }
 
 

@@ -1,6 +1,7 @@
 """The raykube program as `pulumi up` runs it, under Pulumi's mocks, for a stack file's config."""
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,14 @@ def relocated(stack_config: dict[str, Any], prefix: str) -> dict[str, Any]:
         for item in config.get(key) or []:
             item["namespace"] = f"{prefix}-{item.get('namespace', 'ray')}"
     return config
+
+
+_prefixes = itertools.count()
+
+
+def fresh(stack: str) -> dict:
+    """A stack file's config in namespaces no other test of the session uses."""
+    return relocated(stack_file_config(stack), f"t{next(_prefixes)}")
 
 
 RAYCLUSTER = "kubernetes:ray.io/v1:RayCluster"

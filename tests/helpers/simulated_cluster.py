@@ -1,39 +1,62 @@
-"""The session's control plane as a small cluster where the real KubeRay operator acts.
+"""The session's control plane as a small cluster of real parts where the real KubeRay operator acts.
 
-On top of the kit's kube-apiserver and controller-manager: kwok as the kubelet
-of every Node (Pods it is given become Running and Ready with a pod IP; Pods
-being deleted go away), a stand-in scheduler that binds each Pending Pod to a
-Node at once (placement is not what these tests judge), and one real KubeRay
-v1.7.0 operator per Ray namespace, started with the flags the program's chart
-values make (tests/helpers/operator_flags.py).
+On top of the kit's kube-apiserver and controller-manager (with the local
+stack's kubeadm flags): the real kube-scheduler, kwok as the kubelet of every
+Node (Pods the scheduler binds become Running and Ready with a pod IP; Pods
+being deleted go away; CPU use is what a Pod's annotation says),
+metrics-server with the local stack's resolution, Nodes shaped like the
+targets' (labels the stacks' node selectors name, a tainted GPU node), and
+one real KubeRay v1.7.0 operator per Ray namespace, started with the flags
+the program's chart values make (tests/helpers/operator_flags.py).
 """
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
-import threading
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from tests.helpers.envtest import ControlPlane, envtest_script, wait_for
 from tests.helpers.operator_flags import operator_command_line
 
-# Large enough for every stack's pods at once (the EKS head asks 2 CPU / 8Gi,
-# GPU workers 8 CPU / 32Gi); the stand-in binds without checking fit anyway.
-NODES = (("sim-node-0", "64", "512Gi", "250"), ("sim-node-1", "64", "512Gi", "250"))
+@dataclass(frozen=True)
+class NodeShape:
+    name: str
+    cpu: str
+    memory: str
+    labels: dict = field(default_factory=dict)
+    gpus: int = 0
+    taints: tuple = ()
+
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+# What the targets' node pools look like to the scheduler, large enough for every
+# test's pods at once: general nodes (kubeadm, GKE's default pool), EKS managed
+# node groups by capacity type (the head's nodeSelector asks ON_DEMAND), an EKS
+# GPU node group (nvidia.com/gpu capacity, tainted as the NVIDIA device plugin's
+# docs do), and AKS's user pool `raypool`.
+NODES = (
+    NodeShape("sim-general-0", "64", "512Gi"),
+    NodeShape("sim-general-1", "64", "512Gi"),
+    NodeShape("sim-eks-ondemand-0", "64", "512Gi", {"eks.amazonaws.com/capacityType": "ON_DEMAND"}),
+    NodeShape("sim-eks-spot-0", "64", "512Gi", {"eks.amazonaws.com/capacityType": "SPOT"}),
+    NodeShape("sim-eks-gpu-0", "64", "512Gi", {"eks.amazonaws.com/capacityType": "ON_DEMAND", "nvidia.com/gpu.present": "true"},
+              gpus=8, taints=(GPU_TAINT,)),
+    NodeShape("sim-aks-raypool-0", "64", "512Gi", {"agentpool": "raypool", "kubernetes.azure.com/mode": "user"}),
+)
 
 
 # The kit's default controllers, plus those the operator's work needs here:
 # Jobs (KubeRay's RayJob submitter and Redis clean-up Jobs; kwok completes
-# their Pods) and the PVC/PV protection that lets a namespace with the head's
-# GCS volume claim be deleted.
+# their Pods), the PersistentVolume binder (a head's GCS claim binds to a volume
+# before the scheduler places the head) and the PVC/PV protection that lets a
+# namespace with that claim be deleted.
 CONTROLLERS = (
     "deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,serviceaccount-controller,"
     "serviceaccount-token-controller,namespace-controller,garbage-collector-controller,"
     "root-ca-certificate-publisher-controller,node-lifecycle-controller,job-controller,"
-    "persistentvolumeclaim-protection-controller,persistentvolume-protection-controller"
+    "persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller"
 )
 
 
@@ -48,23 +71,35 @@ def controller_manager_flags(kubeadm_text: str) -> list[str]:
     return [f"--{name}={value}" for name, value in pairs] + [f"--controllers={CONTROLLERS}"]
 
 
+def metrics_server_flags(chart_values: Mapping[str, Any]) -> list[str]:
+    """The stack's metrics-server timing flags, from its chart values."""
+    wanted = ("--metric-resolution=", "--kubelet-request-timeout=")
+    return [arg for arg in chart_values.get("defaultArgs", []) if arg.startswith(wanted)]
+
+
 class SimulatedCluster:
-    def __init__(self, plane: ControlPlane, controller_manager_flags: Iterable[str]):
+    def __init__(self, plane: ControlPlane, controller_manager_flags: Iterable[str], metrics_server_flags: Iterable[str] = ()):
         self.plane = plane
         self.directory = plane.directory
         plane.start_controller_manager(controller_manager_flags)
-        self._envtest("kwok")
-        for node in NODES:
-            self._envtest("node", *node)
         from kubernetes import client, dynamic
 
         self.api_client = plane.api_client()
         self.core = client.CoreV1Api(self.api_client)
         self.dynamic = dynamic.DynamicClient(self.api_client)
+        self._envtest("scheduler")
+        self._envtest("kwok")
+        for node in NODES:
+            self._add_node(node)
+        self._envtest("metrics-server", *metrics_server_flags)
         self.operators: dict[str, list[str]] = {}
-        self._stopping = threading.Event()
-        self._binder = threading.Thread(target=self._bind_pending_pods, name="stand-in-scheduler", daemon=True)
-        self._binder.start()
+
+    def _add_node(self, node: NodeShape) -> None:
+        self._envtest("node", node.name, node.cpu, node.memory, "250")
+        self.core.patch_node(node.name, {"metadata": {"labels": dict(node.labels)}, "spec": {"taints": [dict(taint) for taint in node.taints]}})
+        if node.gpus:
+            gpus = {"nvidia.com/gpu": str(node.gpus)}
+            self.core.patch_node_status(node.name, {"status": {"capacity": gpus, "allocatable": gpus}})
 
     def _envtest(self, *arguments: str, env: Optional[Mapping[str, str]] = None) -> str:
         done = subprocess.run(
@@ -74,33 +109,6 @@ class SimulatedCluster:
         if done.returncode != 0:
             raise RuntimeError(f"envtest {' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
         return done.stdout
-
-    # --- the stand-in scheduler ---------------------------------------------------
-
-    def _bind_pending_pods(self) -> None:
-        from kubernetes import client, watch
-        from kubernetes.client.rest import ApiException
-
-        nodes = itertools.cycle([name for name, *_ in NODES])
-        while not self._stopping.is_set():
-            try:
-                stream = watch.Watch().stream(self.core.list_pod_for_all_namespaces, field_selector="spec.nodeName=", timeout_seconds=2)
-                for event in stream:
-                    pod = event["object"]
-                    if event["type"] == "DELETED" or pod.metadata.deletion_timestamp or pod.spec.node_name:
-                        continue
-                    binding = client.V1Binding(
-                        metadata=client.V1ObjectMeta(name=pod.metadata.name),
-                        target=client.V1ObjectReference(api_version="v1", kind="Node", name=next(nodes)),
-                    )
-                    try:
-                        self.core.create_namespaced_binding(pod.metadata.namespace, binding, _preload_content=False)
-                    except ApiException:
-                        pass  # deleted or bound meanwhile
-                    if self._stopping.is_set():
-                        break
-            except Exception:  # the API server going away at session end
-                time.sleep(0.5)
 
     # --- KubeRay operators ----------------------------------------------------------
 
@@ -158,8 +166,34 @@ class SimulatedCluster:
 
         wait_for(gone, timeout, f"namespace {namespace} to be deleted")
 
+    def provide_volume(self, name: str, size: str, storage_class: str = "") -> None:
+        """A PersistentVolume a claim of this class and size binds to: the storage a
+        real cluster's provisioner would make (kwok mounts nothing)."""
+        from kubernetes import client
+
+        self.core.create_persistent_volume(client.V1PersistentVolume(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1PersistentVolumeSpec(capacity={"storage": size}, access_modes=["ReadWriteOnce"], storage_class_name=storage_class,
+                                               persistent_volume_reclaim_policy="Delete", host_path=client.V1HostPathVolumeSource(path=f"/var/lib/sim/{name}"))))
+
+    def node_of(self, pod) -> NodeShape:
+        return next(node for node in NODES if node.name == pod.spec.node_name)
+
+    def set_cpu_load(self, namespace: str, selector: str, cpu: str) -> int:
+        """What the pods use, as kwok reports it to metrics-server (annotated on the Pods, not
+        the template, which would roll the Deployment). Returns how many pods were set."""
+        pods = self.pods(namespace, selector)
+        for pod in pods:
+            if (pod.metadata.annotations or {}).get("kwok.x-k8s.io/usage-cpu") != cpu:
+                self.core.patch_namespaced_pod(pod.metadata.name, namespace, {"metadata": {"annotations": {"kwok.x-k8s.io/usage-cpu": cpu}}})
+        return len(pods)
+
+    def pending_reasons(self, namespace: str, pod_name: str) -> list[str]:
+        """The scheduler's word on a Pending pod: its PodScheduled condition and FailedScheduling events."""
+        pod = self.core.read_namespaced_pod(pod_name, namespace)
+        reasons = [f"{c.reason}: {c.message}" for c in pod.status.conditions or () if c.type == "PodScheduled" and c.status == "False"]
+        return reasons + [line for line in self.events(namespace, pod_name) if line.startswith("FailedScheduling")]
+
     def stop(self) -> None:
-        self._stopping.set()
-        self._binder.join(timeout=10)
         for namespace in list(self.operators):
             self.stop_operator(namespace)
