@@ -86,7 +86,7 @@ def test_the_normal_equations_add_up_over_any_split_of_the_coalitions(wine):
     model, background, rows = wine
     masks, weights = kernel_shap.exact_coalitions(13)
     row = rows[0]
-    fit = kernel_shap.row_fit(model.predict, row, background)
+    (fit,) = kernel_shap.row_fits(model.predict, rows[:1], background)
     whole = kernel_shap.solve(kernel_shap.coalition_sums(model.predict, row, background, masks, weights, fit), fit)
     parts = [kernel_shap.coalition_sums(model.predict, row, background, masks[part], weights[part], fit)
              for part in np.array_split(np.random.default_rng(0).permutation(len(masks)), 5)]

@@ -124,27 +124,32 @@ def test_rays_autoscaler_adds_and_removes_exactly_the_workers_it_names(simulated
 
 # --- a group that fits no node --------------------------------------------------------------
 
-def test_a_group_that_fits_no_node_stays_pending_and_says_why(simulated_cluster, up, tmp_path):
-    from tests.helpers.pulumi_up import AwaitTimeout
+def test_a_group_that_fits_no_node_stays_pending_and_says_why(simulated_cluster, tmp_path):
+    from tests.helpers.program import run_program
+    from tests.helpers.pulumi_up import AwaitTimeout, pulumi_destroy, pulumi_up
 
     sim = simulated_cluster
     config = fresh("gke")
     cluster = config["raykube:rayClusters"][0]
-    cluster["readyTimeoutSeconds"] = 60
     cluster["workerGroups"] = [{"name": "huge", "autoscaling": "fixed", "replicas": 1,
                                 "resources": {"requests": {"cpu": "200", "memory": "1Ti"}, "limits": {"cpu": "200", "memory": "1Ti"}}}]
     namespace, name = cluster["namespace"], cluster["name"]
-    with pytest.raises(AwaitTimeout) as waited:
-        up(config, "gke")
-    (pod,) = sim.pods(namespace, f"ray.io/cluster={name},ray.io/group=huge")
-    assert not pod.spec.node_name
-    reasons = " ".join(sim.pending_reasons(namespace, pod.metadata.name))
-    assert "Insufficient cpu" in reasons and "Insufficient memory" in reasons, reasons
-    # `pulumi up` only says its wait for `ready` timed out; `raykube status` says why.
-    assert name in str(waited.value)
-    code, out, err = status(sim, config, tmp_path)
-    assert code == 1, out + err
-    assert f"pod {pod.metadata.name}: not scheduled:" in out and "Insufficient cpu" in out, out
-    code, out, _ = status(sim, config, tmp_path, "--output", "json")
-    (report,) = [c for c in json.loads(out)["clusters"] if c["name"] == name]
-    assert report["ready"] is False and report["groups"][0]["scaledBy"] == "fixed" and report["groups"][0]["ready"] == 0
+    run = run_program(config, "gke")
+    try:
+        with pytest.raises(AwaitTimeout) as waited:
+            pulumi_up(sim, run, timeout=20)  # Pulumi would wait readyTimeoutSeconds; the scheduler has decided long before
+        (pod,) = sim.pods(namespace, f"ray.io/cluster={name},ray.io/group=huge")
+        assert not pod.spec.node_name
+        reasons = " ".join(sim.pending_reasons(namespace, pod.metadata.name))
+        assert "Insufficient cpu" in reasons and "Insufficient memory" in reasons, reasons
+        # `pulumi up` only says its wait for `ready` timed out; `raykube status` says why.
+        assert name in str(waited.value)
+        code, out, err = status(sim, config, tmp_path)
+        print("\n" + out)
+        assert code == 1, out + err
+        assert f"pod {pod.metadata.name}: not scheduled:" in out and "Insufficient cpu" in out, out
+        code, out, _ = status(sim, config, tmp_path, "--output", "json")
+        (report,) = [c for c in json.loads(out)["clusters"] if c["name"] == name]
+        assert report["ready"] is False and report["groups"][0]["scaledBy"] == "fixed" and report["groups"][0]["ready"] == 0
+    finally:
+        pulumi_destroy(sim, run)

@@ -68,8 +68,10 @@ class RowFit:
     base: float
 
 
-def row_fit(predict, row: np.ndarray, background: np.ndarray) -> RowFit:
-    return RowFit(float(np.asarray(predict(row[None, :]), dtype=float)[0]), float(np.asarray(predict(background), dtype=float).mean()))
+def row_fits(predict, rows: np.ndarray, background: np.ndarray) -> list[RowFit]:
+    """Every row's prediction and the base value E[f(background)]: two model calls for all rows."""
+    base = float(np.asarray(predict(background), dtype=float).mean())
+    return [RowFit(float(prediction), base) for prediction in np.asarray(predict(rows), dtype=float)]
 
 
 def coalition_sums(predict, row: np.ndarray, background: np.ndarray, masks: np.ndarray, weights: np.ndarray, fit: RowFit) -> tuple[np.ndarray, np.ndarray]:
@@ -91,8 +93,5 @@ def solve(sums: tuple[np.ndarray, np.ndarray], fit: RowFit) -> np.ndarray:
 
 def shap_values(predict, background: np.ndarray, rows: np.ndarray, masks: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Shapley values of every row (rows × features), in one process."""
-    result = []
-    for row in rows:
-        fit = row_fit(predict, row, background)
-        result.append(solve(coalition_sums(predict, row, background, masks, weights, fit), fit))
-    return np.array(result)
+    return np.array([solve(coalition_sums(predict, row, background, masks, weights, fit), fit)
+                     for row, fit in zip(rows, row_fits(predict, rows, background))])

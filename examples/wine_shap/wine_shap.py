@@ -100,14 +100,11 @@ def _coalitions(nsamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _kernel_shap_batch(model, background_rows: np.ndarray, rows: np.ndarray, masks: np.ndarray, weights: np.ndarray) -> list:
-    """One Ray task: the normal-equation sums of these coalitions, for every row."""
+    """One Ray task: for every row, the normal-equation sums of these coalitions, and the row's fit."""
     import kernel_shap
 
-    sums = []
-    for row in rows:
-        fit = kernel_shap.row_fit(model.predict, row, background_rows)
-        sums.append(kernel_shap.coalition_sums(model.predict, row, background_rows, masks, weights, fit))
-    return sums
+    fits = kernel_shap.row_fits(model.predict, rows, background_rows)
+    return [(kernel_shap.coalition_sums(model.predict, row, background_rows, masks, weights, fit), fit) for row, fit in zip(rows, fits)]
 
 
 def kernel_shap_on_ray(model, background_rows: np.ndarray, rows: np.ndarray, chunks: int, split: str = "coalitions",
@@ -130,10 +127,10 @@ def kernel_shap_on_ray(model, background_rows: np.ndarray, rows: np.ndarray, chu
     results = ray.get([batch.remote(model_ref, background_ref, rows_ref, masks[part], weights[part])
                        for part in np.array_split(order, chunks) if len(part)])
     values = []
-    for index, row in enumerate(rows):
-        gram = sum(result[index][0] for result in results)
-        moment = sum(result[index][1] for result in results)
-        values.append(kernel_shap.solve((gram, moment), kernel_shap.row_fit(model.predict, row, background_rows)))
+    for index in range(len(rows)):
+        gram = sum(result[index][0][0] for result in results)
+        moment = sum(result[index][0][1] for result in results)
+        values.append(kernel_shap.solve((gram, moment), results[0][index][1]))
     return np.array(values)
 
 

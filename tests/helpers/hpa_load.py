@@ -70,11 +70,12 @@ class Load:
 def scale_bounds(timings: dict[str, int], steps: int) -> tuple[int, int]:
     """(scale-up, scale-down) bounds in seconds.
 
-    Up: each HPA step needs the new usage scraped (a resolution) and a sync.
+    Up: each HPA step needs the new pods' usage, which metrics-server computes from two
+    scrapes of their CPU counter (two resolutions), and a sync to act on it.
     Down: the idle usage is scraped within a resolution; the HPA scales down at the
     first sync after the recommendations stayed low for the whole window, and may
     need one more sync to see it; then the ReplicaSet deletes the pods.
     """
-    up = steps * (timings["resolution"] + timings["sync"]) + GRACE_SECONDS
+    up = steps * (2 * timings["resolution"] + timings["sync"]) + GRACE_SECONDS
     down = timings["resolution"] + timings["stabilization"] + 2 * timings["sync"] + GRACE_SECONDS
     return up, down
