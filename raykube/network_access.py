@@ -16,6 +16,10 @@ from components.kube_network_policies import KubeNetworkPolicies
 from components.ray_network_policies import RayNetworkPolicies
 from raykube.settings import Settings
 
+# Where the Ingress controllers of the classes raykube knows run (the dashboard's
+# traffic comes from there): AKS's application routing add-on, else ingress-nginx's chart.
+INGRESS_CONTROLLER_NAMESPACES = {"webapprouting.kubernetes.azure.com": "app-routing-system"}
+DEFAULT_INGRESS_CONTROLLER_NAMESPACE = "ingress-nginx"
 # runtime_env fields that download at job start (package indexes, remote URIs).
 DOWNLOADING_RUNTIME_ENV = ("pip", "uv", "conda", "working_dir", "py_modules", "py_executable")
 FLANNEL_ENFORCES_NOTHING = (
@@ -54,8 +58,12 @@ def head_access_from(settings: Settings, namespace: str) -> list[dict[str, Any]]
     if chosen is not None:
         return [peer.as_args() for peer in chosen]
     sources: list[dict[str, Any]] = [{}]  # the namespace's own pods
-    if any(cluster.namespace == namespace and cluster.dashboard_ingress.enabled for cluster in settings.ray_clusters):
-        sources.append({"namespace": settings.network_policies.ingress_controller_namespace})
+    chosen_controller = settings.network_policies.ingress_controller_namespace
+    for cluster in settings.ray_clusters:
+        if cluster.namespace == namespace and cluster.dashboard_ingress.enabled:
+            controller = chosen_controller or INGRESS_CONTROLLER_NAMESPACES.get(cluster.dashboard_ingress.class_name or "", DEFAULT_INGRESS_CONTROLLER_NAMESPACE)
+            if {"namespace": controller} not in sources:
+                sources.append({"namespace": controller})
     return sources
 
 

@@ -91,6 +91,16 @@ def test_the_ingress_controller_reaches_the_dashboard_only_when_an_ingress_is_on
         assert not model.connects(controller, head, head_service_ports()["GCS"])
 
 
+def test_aks_app_routing_reaches_its_dashboard_from_its_own_namespace(stack_runs):
+    """The aks stack's Ingress class is AKS's application routing, whose controller runs in app-routing-system."""
+    run = stack_runs["aks"]
+    model = model_of(run, "app-routing-system", "ingress-nginx")
+    (head, *_) = pods_of(objects(run), "ray")["head"]
+    jobs_api = head_service_ports()["Jobs API"]
+    assert model.connects(Endpoint("nginx", "app-routing-system", {"app": "nginx"}), head, jobs_api)
+    assert not model.connects(Endpoint("nginx", "ingress-nginx", {"app": "nginx"}), head, jobs_api)
+
+
 def test_head_access_and_metrics_come_from_the_sources_the_settings_list():
     config = copy.deepcopy(stack_file_config("eks"))
     config["raykube:networkPolicies"] = {

@@ -62,7 +62,11 @@ class NetworkPolicySettings(Model):
         description="who reaches the heads' dashboard/Jobs API and Ray Client ports; default the Ray namespace's own pods, "
         "plus ingressControllerNamespace where a dashboardIngress is on",
     )
-    ingress_controller_namespace: str = Field(default="ingress-nginx", description="namespace of the Ingress controller that serves dashboardIngress")
+    ingress_controller_namespace: Optional[str] = Field(
+        default=None,
+        description="namespace of the Ingress controller that serves dashboardIngress; default by its class: "
+        "app-routing-system for AKS's webapprouting.kubernetes.azure.com, else ingress-nginx",
+    )
     metrics_from: list[NetworkPeer] = Field(default_factory=list, description="who scrapes Ray's and the operator's metrics (e.g. Prometheus's namespace)")
     api_server_cidrs: Optional[list[str]] = Field(
         default=None,
@@ -81,8 +85,8 @@ class NetworkPolicySettings(Model):
 
     @field_validator("ingress_controller_namespace")
     @classmethod
-    def _controller_namespace(cls, namespace: str) -> str:
-        if not DNS1123.match(namespace):
+    def _controller_namespace(cls, namespace: Optional[str]) -> Optional[str]:
+        if namespace is not None and not DNS1123.match(namespace):
             raise ValueError(f"{namespace!r} is not a namespace name (a DNS-1123 label)")
         return namespace
 
