@@ -137,7 +137,7 @@ def test_a_group_that_fits_no_node_stays_pending_and_says_why(simulated_cluster,
     run = run_program(config, "gke")
     try:
         with pytest.raises(AwaitTimeout) as waited:
-            pulumi_up(sim, run, timeout=20)  # Pulumi would wait readyTimeoutSeconds; the scheduler has decided long before
+            pulumi_up(sim, run, timeout=12)  # Pulumi would wait readyTimeoutSeconds; the scheduler has decided long before
         (pod,) = sim.pods(namespace, f"ray.io/cluster={name},ray.io/group=huge")
         assert not pod.spec.node_name
         reasons = " ".join(sim.pending_reasons(namespace, pod.metadata.name))

@@ -199,7 +199,9 @@ def autoscaler_patch(sim, namespace: str, name: str, group_index: int, replicas:
         body=[{"op": "replace", "path": f"/spec/workerGroupSpecs/{group_index}/replicas", "value": replicas}])
 
 
-@pytest.mark.parametrize("stack,autoscaler", [("eks", "v2"), ("eks", "v1"), ("aks", "v2"), ("gke", "v2")])
+# eks with both autoscaler versions, and gke's two namespaces; aks's cluster takes the same path
+# as gke's (CI time: each case is a full up, scale and up again).
+@pytest.mark.parametrize("stack,autoscaler", [("eks", "v2"), ("eks", "v1"), ("gke", "v2")])
 def test_an_up_after_rays_autoscaler_scaled_a_group_removes_no_worker(simulated_cluster, up, stack, autoscaler):
     sim = simulated_cluster
     config = fresh(stack)
