@@ -116,11 +116,11 @@ def kernel_shap_on_ray(model, background_rows: np.ndarray, rows: np.ndarray, chu
     import kernel_shap
 
     model_ref, background_ref = ray.put(model), ray.put(background_rows)
-    masks, weights = _coalitions(nsamples, seed)
-    if split == "rows":
+    if split == "rows":  # each task makes the same coalitions itself (same seed)
         explain = ray.remote(num_cpus=1)(kernel_shap_values)
         parts = [part for part in np.array_split(rows, chunks) if len(part)]
         return np.vstack(ray.get([explain.remote(model_ref, background_ref, part, nsamples, seed) for part in parts]))
+    masks, weights = _coalitions(nsamples, seed)
     batch = ray.remote(num_cpus=1)(_kernel_shap_batch)
     rows_ref = ray.put(rows)
     order = np.arange(len(masks))
