@@ -6,6 +6,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.dashboard_ingress import DASHBOARD_PORT, DashboardIngressArgs, dashboard_ingress
+from components.ray_monitors import AUTOSCALER_METRICS_PORT_NAME, DASHBOARD_METRICS_PORT_NAME
+from components.ray_network_policies import AUTOSCALER_METRICS_PORT, DASHBOARD_METRICS_PORT
 from components.ray_node import ray_resources, ray_start_params
 from components.ray_pod import KUBERNETES_API_CLIENT_LABEL, TMP_MOUNT, SecretInjection, container_security_context, ray_pod_template
 from components.args import ComponentArgsError, check_args, component_label
@@ -19,6 +21,14 @@ HEAD_PORTS = (
     {"containerPort": GCS_PORT, "name": "gcs"},
     {"containerPort": DASHBOARD_PORT, "name": "dashboard"},
     {"containerPort": CLIENT_PORT, "name": "client"},
+)
+# Ray's metrics endpoints on the head besides the node's (`metrics`, 8080, which
+# KubeRay adds to every Ray container): the autoscaler's and the dashboard's
+# (Ray's defaults, AUTOSCALER_METRIC_PORT and DASHBOARD_METRIC_PORT). Named, so
+# a PodMonitor finds them (RayMonitors); the name is at most 15 characters.
+HEAD_METRICS_PORTS = (
+    {"containerPort": AUTOSCALER_METRICS_PORT, "name": AUTOSCALER_METRICS_PORT_NAME},
+    {"containerPort": DASHBOARD_METRICS_PORT, "name": DASHBOARD_METRICS_PORT_NAME},
 )
 # The Ray autoscaler sidecar KubeRay adds to the head (autoscaling: ray).
 AUTOSCALER_RESOURCES = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
@@ -182,6 +192,8 @@ class RayClusterArgs(TypedDict, total=False):
     """GcsFaultToleranceArgs (default none: a restarted head loses the cluster's state)."""
     read_only_root_filesystem: pulumi.Input[bool]
     """Ray containers cannot write their image; /tmp (and /tmp/ray) and /dev/shm are emptyDirs (default True)."""
+    head_metrics_ports: pulumi.Input[bool]
+    """Declare the head's autoscaler (as-metrics, 44217) and dashboard (dash-metrics, 44227) metrics ports, for PodMonitors (default False: a changed port list is a changed head)."""
 
 
 def head_service_name(cluster_name: str) -> str:
@@ -263,7 +275,7 @@ def ray_cluster_spec(args: Mapping[str, Any], component: str = "RayCluster") -> 
                 injection=injection,
                 service_account_name=args.get("service_account_name"),
                 extra_labels={KUBERNETES_API_CLIENT_LABEL: "true"} if autoscaled else None,
-                ports=HEAD_PORTS,
+                ports=HEAD_PORTS + (HEAD_METRICS_PORTS if args.get("head_metrics_ports") else ()),
                 automount_service_account_token=autoscaled,
                 read_only_root_filesystem=read_only,
             ),

@@ -42,6 +42,8 @@ class RayJobArgs(TypedDict, total=False):
     """token or disabled, as for RayCluster (default "token")."""
     read_only_root_filesystem: pulumi.Input[bool]
     """The own cluster's Ray containers cannot write their image, as for RayCluster (default True)."""
+    head_metrics_ports: pulumi.Input[bool]
+    """The own cluster's head declares its autoscaler and dashboard metrics ports, as for RayCluster (default False)."""
     shutdown_after_job_finishes: pulumi.Input[bool]
     """delete the own cluster when the job ends (default True; False with cluster_selector)."""
     ttl_seconds_after_finished: pulumi.Input[int]
@@ -54,7 +56,8 @@ class RayJobArgs(TypedDict, total=False):
     """K8sJobMode, HTTPMode or SidecarMode (default K8sJobMode)."""
 
 
-_CLUSTER_KEYS = ("ray_version", "image", "head", "worker_groups", "autoscaler", "injection", "service_account_name", "auth_mode", "read_only_root_filesystem")
+_CLUSTER_KEYS = ("ray_version", "image", "head", "worker_groups", "autoscaler", "injection", "service_account_name", "auth_mode", "read_only_root_filesystem",
+                 "head_metrics_ports")
 
 
 def ray_job_spec(args: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,8 @@ API or Ray Client port, so a Ray namespace starts closed:
   (label raykube.io/kubernetes-api-client) and the KubeRay operator
   (`<prefix>-kubernetes-api`, `<prefix>-kuberay-operator`);
 - HTTPS out of Ray pods when jobs need it (S3, package indexes), plus any
-  egress rule given in `extra_egress`.
+  egress rule given in `extra_egress`; the heads alone get `head_egress` (the
+  Ray dashboard asks Prometheus and Grafana for its graphs).
 
 Plain NetworkPolicies, not KubeRay's `spec.networkPolicy`: that field needs
 the operator's alpha RayClusterNetworkPolicy gate (off in KubeRay 1.7), covers
@@ -91,6 +92,8 @@ class RayNetworkPoliciesArgs(TypedDict, total=False):
     """where HTTPS may go (default ["0.0.0.0/0"])."""
     extra_egress: Sequence[Mapping[str, Any]]
     """more egress rules for Ray pods, as NetworkPolicyEgressRule objects (default [])."""
+    head_egress: Sequence[Mapping[str, Any]]
+    """egress rules of the heads alone, e.g. the dashboard's queries to Prometheus and Grafana (default [])."""
     dns: Sequence[NetworkPeerArgs]
     """the cluster DNS (default kube-system pods labelled k8s-app=kube-dns)."""
 
@@ -164,8 +167,13 @@ def ray_network_policies(args: Mapping[str, Any], component: str = "RayNetworkPo
             egress=api,
         ),
     ]
-    if head_sources:
-        policies.insert(2, _policy(f"{prefix}-ray-heads", namespace, heads, ingress=[{"from": head_sources, "ports": _ports(HEAD_API_PORTS)}]))
+    head_egress = [dict(rule) for rule in args.get("head_egress") or ()]
+    if head_sources or head_egress:
+        policies.insert(2, _policy(
+            f"{prefix}-ray-heads", namespace, heads,
+            ingress=[{"from": head_sources, "ports": _ports(HEAD_API_PORTS)}] if head_sources else [],
+            egress=head_egress or None,
+        ))
     if metrics_sources:
         policies.append(_policy(f"{prefix}-ray-metrics", namespace, ray_nodes, ingress=[{"from": metrics_sources, "ports": _ports(METRICS_PORTS)}]))
     return policies

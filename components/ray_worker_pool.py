@@ -24,6 +24,7 @@ from components.horizontal_pod_autoscaler import HorizontalPodAutoscaler, ScaleU
 from components.quantity import parse_quantity
 from components.ray_cluster import AUTH_TOKEN_KEY, GCS_PORT, auth_token_secret, head_service_name
 from components.ray_node import ray_resources, ray_start_args, ray_start_params
+from components.ray_monitors import METRICS_PORT_NAME
 from components.ray_network_policies import METRICS_EXPORT_PORT
 from components.ray_pod import RAY_NODE_LABEL, SECRET_FILE_MODE, TMP_MOUNT, SecretInjection, container_security_context, ray_pod_template
 from components.versions import version_tuple
@@ -220,7 +221,11 @@ def worker_pool_deployment(args: Mapping[str, Any]) -> dict[str, Any]:
     )
     container = template["spec"]["containers"][0]
     container.update(readinessProbe=readiness, livenessProbe=liveness)
-    container.setdefault("ports", []).append({"containerPort": DASHBOARD_AGENT_PORT, "name": "dashboard-agent"})
+    container.setdefault("ports", []).extend([
+        {"containerPort": DASHBOARD_AGENT_PORT, "name": "dashboard-agent"},
+        # Named as on KubeRay's workers, so one PodMonitor endpoint (port `metrics`) fits both.
+        {"containerPort": METRICS_EXPORT_PORT, "name": METRICS_PORT_NAME},
+    ])
     shm: dict[str, Any] = {"medium": "Memory"}
     size = shared_memory_size(group.get("resources") or {})
     if size:

@@ -64,3 +64,10 @@ RAY_IMAGE_PYTHON_VERSION = "3.11"
 def ray_image_python_tag(python_version: str) -> str:
     """`py311` for "3.11": the suffix of rayproject/ray image tags."""
     return "py" + python_version.replace(".", "")
+
+# kube-prometheus-stack 88.5.3 (Prometheus operator v0.93.1, Grafana chart
+# 12.11.1): the release whose values.yaml and operator CRDs (v0.93.0 schemas)
+# the tests check raykube's values and monitors against.
+KUBE_PROMETHEUS_STACK_VERSION = "88.5.3"
+KUBE_PROMETHEUS_STACK_HELM_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
+KUBE_PROMETHEUS_STACK_CHART = "kube-prometheus-stack"

@@ -24,6 +24,7 @@ from components.ray_worker_pool import RayWorkerPool
 from raykube.aws_access import RayAwsAccess, aws_access
 from raykube.job_code import upload_job_code
 from raykube.network_access import network_policies
+from raykube.observability import HeadObservability, head_observability, observability
 from raykube.settings import RayClusterSettings, Settings
 
 # Ray pods meet "restricted" (non-root, no privilege escalation, no added
@@ -71,13 +72,22 @@ def _worker_group_args(cluster: RayClusterSettings, group: Any) -> dict[str, Any
     return {**_group_args(group), "image": cluster.image_for(group)}
 
 
-def _cluster_args(cluster: RayClusterSettings, injection: dict[str, Any], service_account: str | None) -> dict[str, Any]:
+def _head_args(group: Any, head: HeadObservability) -> dict[str, Any]:
+    """A head group, with what the Ray dashboard needs to show graphs (the user's env wins)."""
+    args = _group_args(group)
+    if head.env:
+        args["env"] = {**head.env, **(args.get("env") or {})}
+    return args
+
+
+def _cluster_args(cluster: RayClusterSettings, injection: dict[str, Any], service_account: str | None,
+                  head: HeadObservability = HeadObservability()) -> dict[str, Any]:
     return {
         "namespace": cluster.namespace,
         "cluster_name": cluster.name,
         "ray_version": cluster.effective_ray_version,
         "image": cluster.pinned_image,
-        "head": _group_args(cluster.head),
+        "head": _head_args(cluster.head, head),
         "worker_groups": [_worker_group_args(cluster, group) for group in cluster.worker_groups if group.autoscaling != "hpa"],
         "autoscaler": cluster.autoscaler.model_dump(),
         "injection": injection,
@@ -88,6 +98,7 @@ def _cluster_args(cluster: RayClusterSettings, injection: dict[str, Any], servic
         "auth_mode": cluster.auth.mode,
         "gcs_fault_tolerance": cluster.gcs_fault_tolerance.model_dump() if cluster.gcs_fault_tolerance else None,
         "read_only_root_filesystem": cluster.read_only_root_filesystem,
+        "head_metrics_ports": head.metrics_ports,
     }
 
 
@@ -204,7 +215,8 @@ def _worker_pools(settings: Settings, cluster: RayClusterSettings, ray_aws: RayA
     return pools
 
 
-def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tuple[str, str], RayCluster], ray_aws: RayAwsAccess, opts: pulumi.ResourceOptions) -> dict[str, Any]:
+def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tuple[str, str], RayCluster], ray_aws: RayAwsAccess,
+              head: HeadObservability, opts: pulumi.ResourceOptions) -> dict[str, Any]:
     """One RayJob per rayJobs[] entry: on its own cluster (with the stack's AWS
     access and token auth), or on a RayCluster of the stack."""
     outputs = {}
@@ -233,13 +245,14 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
             args.update(
                 ray_version=defaults.effective_ray_version,
                 image=defaults.pinned_image,
-                head=_group_args(job.head),
+                head=_head_args(job.head, head),
                 worker_groups=[_worker_group_args(defaults, group) for group in job.worker_groups],
                 autoscaler=job.autoscaler.model_dump(),
                 injection=ray_aws.injection,
                 service_account_name=ray_aws.service_account,
                 auth_mode=defaults.auth.mode,
                 read_only_root_filesystem=job.read_only_root_filesystem,
+                head_metrics_ports=head.metrics_ports,
             )
         ray_job = RayJob(f"{job.namespace}-{job.name}", args, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)))
         outputs[f"{job.namespace}/{job.name}"] = {"statusCommand": ray_job.status_command, **({"code": code_uri} if code_uri else {})}
@@ -275,13 +288,15 @@ def build(settings: Settings) -> StackResult:
     policies = network_policies(settings, namespaces, component_opts)
     operators = _operators(settings, namespaces, [*add_ons, *policies], component_opts)
     ray_aws = aws_access(settings, namespaces, k8s_opts, result.outputs)
+    observability(settings, namespaces, component_opts, result.outputs)
+    head = head_observability(settings)
 
     cluster_outputs: dict[str, Any] = {}
     ray_clusters: dict[tuple[str, str], RayCluster] = {}
     for cluster in settings.ray_clusters:
         ray_cluster = RayCluster(
             f"{cluster.namespace}-{cluster.name}",
-            _cluster_args(cluster, ray_aws.injection, ray_aws.service_account),
+            _cluster_args(cluster, ray_aws.injection, ray_aws.service_account, head),
             opts=pulumi.ResourceOptions.merge(
                 component_opts, pulumi.ResourceOptions(depends_on=[operators[cluster.namespace], *ray_aws.depends_on])
             ),
@@ -301,5 +316,5 @@ def build(settings: Settings) -> StackResult:
         }
     result.outputs["rayClusters"] = cluster_outputs
     if settings.ray_jobs:
-        result.outputs["rayJobs"] = _ray_jobs(settings, operators, ray_clusters, ray_aws, component_opts)
+        result.outputs["rayJobs"] = _ray_jobs(settings, operators, ray_clusters, ray_aws, head, component_opts)
     return result

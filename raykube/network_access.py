@@ -13,7 +13,8 @@ from typing import Any
 import pulumi
 
 from components.kube_network_policies import KubeNetworkPolicies
-from components.ray_network_policies import RayNetworkPolicies
+from components.kube_prometheus_stack import GRAFANA_POD_LABELS, GRAFANA_PORT, PROMETHEUS_POD_LABELS, PROMETHEUS_PORT
+from components.ray_network_policies import NAMESPACE_NAME_LABEL, RayNetworkPolicies
 from raykube.settings import Settings
 
 # Where the Ingress controllers of the classes raykube knows run (the dashboard's
@@ -25,6 +26,11 @@ DOWNLOADING_RUNTIME_ENV = ("pip", "uv", "conda", "working_dir", "py_modules", "p
 FLANNEL_ENFORCES_NOTHING = (
     "networkPolicies: Flannel does not enforce NetworkPolicies, so the Ray namespaces' policies are not in force on this "
     "cluster; set networkPolicies.enforcer: kube-network-policies to enforce them (README: Security)"
+)
+
+NOBODY_MAY_SCRAPE = (
+    "observability.mode podMonitors: the Ray namespaces' NetworkPolicies let no Prometheus in; set "
+    "networkPolicies.metricsFrom to your Prometheus (e.g. {namespace: monitoring, podLabels: {app.kubernetes.io/name: prometheus}})"
 )
 
 
@@ -67,18 +73,41 @@ def head_access_from(settings: Settings, namespace: str) -> list[dict[str, Any]]
     return sources
 
 
+def metrics_from(settings: Settings) -> list[dict[str, Any]]:
+    """Who scrapes the metrics ports: as set, else the Prometheus that mode install runs."""
+    chosen = settings.network_policies.metrics_from
+    observability = settings.observability
+    if chosen or observability.mode != "install":
+        return [peer.as_args() for peer in chosen]
+    return [{"namespace": observability.namespace, "pod_labels": dict(PROMETHEUS_POD_LABELS)}]
+
+
+def head_egress(settings: Settings) -> list[dict[str, Any]]:
+    """The heads' own egress: as set, plus (mode install) the Prometheus and Grafana pods the dashboard embeds."""
+    observability = settings.observability
+    chosen = [dict(rule) for rule in settings.network_policies.head_egress]
+    if observability.mode != "install":
+        return chosen
+    namespace = {"matchLabels": {NAMESPACE_NAME_LABEL: observability.namespace}}
+    return chosen + [
+        {"to": [{"namespaceSelector": namespace, "podSelector": {"matchLabels": dict(labels)}}], "ports": [{"protocol": "TCP", "port": port}]}
+        for labels, port in ((PROMETHEUS_POD_LABELS, PROMETHEUS_PORT), (GRAFANA_POD_LABELS, GRAFANA_PORT))
+    ]
+
+
 def network_policy_args(settings: Settings, namespace: str) -> dict[str, Any]:
     """RayNetworkPoliciesArgs of one Ray namespace."""
     policies = settings.network_policies
     args: dict[str, Any] = {
         "namespace": namespace,
         "head_access_from": head_access_from(settings, namespace),
-        "metrics_from": [peer.as_args() for peer in policies.metrics_from],
+        "metrics_from": metrics_from(settings),
         "api_server_cidrs": api_server_cidrs(settings),
         "api_server_ports": list(policies.api_server_ports),
         "https_egress": https_egress(settings, namespace),
         "https_egress_cidrs": list(policies.https_egress_cidrs),
         "extra_egress": [dict(rule) for rule in policies.extra_egress],
+        "head_egress": head_egress(settings),
     }
     if policies.dns is not None:
         args["dns"] = [peer.as_args() for peer in policies.dns]
@@ -96,6 +125,8 @@ def network_policies(settings: Settings, namespaces: dict[str, Any], opts: pulum
             created.append(KubeNetworkPolicies("kube-network-policies", {}, opts=opts))
         else:
             pulumi.log.warn(FLANNEL_ENFORCES_NOTHING)
+    if settings.observability.mode == "podMonitors" and not policies.metrics_from:
+        pulumi.log.warn(NOBODY_MAY_SCRAPE)
     for namespace in settings.namespaces:
         created.append(
             RayNetworkPolicies(

@@ -82,6 +82,11 @@ class NetworkPolicySettings(Model):
     )
     https_egress_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], description="where that HTTPS may go")
     extra_egress: list[dict[str, Any]] = Field(default_factory=list, description="more egress rules for Ray pods (NetworkPolicyEgressRule objects)")
+    head_egress: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="more egress rules for the heads alone, e.g. to the Prometheus and Grafana pods the dashboard embeds "
+        "(observability.mode install adds those itself)",
+    )
     dns: Optional[list[NetworkPeer]] = Field(default=None, description="the cluster DNS; default kube-system pods labelled k8s-app=kube-dns")
     enforcer: Literal["none", "kube-network-policies"] = Field(
         default="none", description="local only: install kube-network-policies, since Flannel does not enforce NetworkPolicies"

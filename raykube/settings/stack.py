@@ -11,6 +11,7 @@ from raykube.settings.aws import AwsAccessSettings
 from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, MetricsSettings, NetworkSettings
 from raykube.settings.model import Model
 from raykube.settings.network_policies import NetworkPolicySettings
+from raykube.settings.observability import ObservabilitySettings
 from raykube.settings.operator import OperatorSettings
 from raykube.settings.ray_cluster import RayClusterSettings, version_tuple
 from raykube.settings.ray_jobs import RayJobSettings
@@ -40,6 +41,9 @@ class Settings(Model):
     ray_jobs: list[RayJobSettings] = Field(default_factory=list, description="RayJobs: jobs KubeRay runs, each on its own cluster or a RayCluster")
     network_policies: NetworkPolicySettings = Field(
         default_factory=NetworkPolicySettings, description="NetworkPolicies of the Ray namespaces (on by default)"
+    )
+    observability: ObservabilitySettings = Field(
+        default_factory=ObservabilitySettings, description="Prometheus scraping, Grafana dashboards, the Ray dashboard's graphs (off by default)"
     )
 
     @field_validator("kubernetes_version", mode="before")
@@ -124,6 +128,16 @@ class Settings(Model):
             if (job.namespace, job.name) in seen:
                 raise ValueError(f"__rayJobs.{index}.name__ duplicate RayJob {job.name!r} in namespace {job.namespace}")
             seen.add((job.namespace, job.name))
+        return self
+
+    @model_validator(mode="after")
+    def _monitoring_namespace_is_not_a_ray_namespace(self) -> "Settings":
+        observability = self.observability
+        if observability.enabled and observability.namespace in self.namespaces:
+            # A Ray namespace denies every ingress but Ray's: Prometheus and Grafana would be cut off.
+            raise ValueError(
+                f"__observability.namespace__ {observability.namespace!r} is a Ray namespace (its NetworkPolicies let only Ray in): use a namespace of its own"
+            )
         return self
 
     @model_validator(mode="after")
