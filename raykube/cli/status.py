@@ -3,7 +3,8 @@
 One screen per stack, read from the live cluster: each RayCluster's state and
 conditions; each worker group's desired, min, max and ready workers and who
 scales it (Ray's autoscaler, an HPA, or fixed), with the HPA's current and
-target CPU; and every pod that is not running, with the scheduler's reason
+target CPU; per Ray namespace the KubeRay operator, the AWS credentials' mode
+and expiry, and the last RayJobs; and every pod that is not running, with the scheduler's reason
 (e.g. "0/6 nodes are available: 6 Insufficient cpu") or the container's
 (ImagePullBackOff). `pulumi up` waits for each RayCluster's `ready` and, when
 that wait times out, says only that it timed out: this says why.
@@ -11,7 +12,8 @@ that wait times out, says only that it timed out: this says why.
   --output table   for people (default)
   --output json    for scripts
 
-Exit status: 0 every cluster ready; 1 something is not ready; 2 unusable stack
+Exit status: 0 every cluster, operator and credential ready (a failed RayJob
+is reported, not counted); 1 something is not ready; 2 unusable stack
 file or settings; 3 the cluster's API server cannot be reached (one line says
 which and why).
 """
@@ -122,6 +124,22 @@ def cluster_status(settings, client) -> dict[str, Any]:
     return {"clusters": clusters, "ready": all(cluster["ready"] for cluster in clusters)}
 
 
+def stack_status(settings, client) -> dict[str, Any]:
+    """The clusters, and per Ray namespace its operator, AWS credentials and last RayJobs."""
+    from raykube.namespace_status import credentials_status, last_jobs, operator_status
+
+    report = cluster_status(settings, client)
+    namespaces = []
+    for namespace in settings.namespaces:
+        entry = {"namespace": namespace, "operator": operator_status(client, namespace),
+                 "credentials": credentials_status(settings, client, namespace), "jobs": last_jobs(client, namespace)}
+        entry["ready"] = entry["operator"]["ready"] and entry["credentials"]["ready"]
+        namespaces.append(entry)
+    report["namespaces"] = namespaces
+    report["ready"] = report["ready"] and all(entry["ready"] for entry in namespaces)
+    return report
+
+
 def as_table(report: dict[str, Any], stack: str) -> str:
     lines = [f"stack {stack}: {'ready' if report['ready'] else 'NOT READY'}"]
     for cluster in report["clusters"]:
@@ -134,6 +152,17 @@ def as_table(report: dict[str, Any], stack: str) -> str:
                 line += f"  CPU {group['current']} of {group['target']}"
             lines.append(line)
         lines += [f"    ! {problem}" for problem in cluster["problems"]]
+    for entry in report.get("namespaces") or ():
+        operator, credentials = entry["operator"], entry["credentials"]
+        lines.append(f"  namespace {entry['namespace']}")
+        lines.append(f"    operator     {operator['state']}" + (f"  ({operator['image']})" if operator.get("image") else ""))
+        lines.append(f"    AWS access   {credentials['mode']}: {credentials['state']}")
+        lines += [f"    ! {item['problem']}" for item in (operator, credentials) if item.get("problem")]
+        for job in entry["jobs"]:
+            ended = f", ended {job['ended']}" if job.get("ended") else ""
+            lines.append(f"    RayJob {job['name']:<20} {job['jobStatus']:<10} ({job['deploymentStatus']}{ended})")
+        if not entry["jobs"]:
+            lines.append("    RayJobs      none")
     return "\n".join(lines)
 
 
@@ -151,7 +180,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         settings = stack_file.settings()
         client = api_client(settings)
         with reaching(client):
-            report = cluster_status(settings, client)
+            report = stack_status(settings, client)
     except (StackFileError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_SETTINGS
