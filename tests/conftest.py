@@ -40,12 +40,15 @@ def ray_sandbox():
 
 @pytest.fixture(scope="session")
 def ray_head(ray_sandbox):
-    """The session's head, started with exactly the params RayCluster generates for HEAD_GROUP."""
+    """The session's head, started with exactly the params RayCluster generates for HEAD_GROUP,
+    plus the one KubeRay adds: --metrics-export-port (on a port of the sandbox's: tests/helpers/ray_ports.py)."""
     from components.ray_cluster import ray_cluster_spec
     from components.ray_node import ray_resources, ray_start_args
+    from tests.helpers.ray_ports import SANDBOX_HEAD_METRICS_PORT
 
     spec = ray_cluster_spec({"ray_version": "x", "image": "x", "head": HEAD_GROUP, "worker_groups": []})
-    ray_sandbox.start_head(ray_start_args(spec["headGroupSpec"]["rayStartParams"]), memory=ray_resources(HEAD_GROUP["resources"])["memory"])
+    start_args = [*ray_start_args(spec["headGroupSpec"]["rayStartParams"]), f"--metrics-export-port={SANDBOX_HEAD_METRICS_PORT}"]
+    ray_sandbox.start_head(start_args, memory=ray_resources(HEAD_GROUP["resources"])["memory"])
     return ray_sandbox
 
 
@@ -58,14 +61,17 @@ def moto_server():
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory):
-    """One real kube-apiserver + etcd for the session, with the KubeRay v1.7.0 CRDs
-    from ../shared/upstream installed by server-side apply; stopped also when tests fail."""
-    from tests.helpers.envtest import ControlPlane, install_crds
-    from tests.helpers.upstream import KUBERAY_CRDS, upstream_path
+    """One real kube-apiserver + etcd for the session, with the KubeRay v1.7.0 CRDs and the
+    Prometheus operator's (PodMonitor, ServiceMonitor, PrometheusRule) from ../shared/upstream
+    installed by server-side apply; stopped also when tests fail."""
+    from tests.helpers.envtest import ControlPlane, install_crds, server_side_apply
+    from tests.helpers.upstream import KUBERAY_CRDS, PROMETHEUS_OPERATOR_CRDS, upstream_path
 
     plane = ControlPlane(tmp_path_factory.mktemp("envtest"))
     try:
-        install_crds(plane.dynamic(), [upstream_path(path) for path in KUBERAY_CRDS])
+        install_crds(plane.dynamic(), [upstream_path(path) for path in (*KUBERAY_CRDS, *PROMETHEUS_OPERATOR_CRDS)])
+        # The namespace of the Prometheus operator that observability.mode podMonitors expects to find.
+        server_side_apply(plane.dynamic(), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}, "tests")
         yield plane
     finally:
         plane.stop()

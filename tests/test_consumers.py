@@ -10,7 +10,7 @@ import yaml
 from raykube.component_docs import package_schema
 from raykube.offline import run_offline
 from tests.helpers.program import ROOT
-from tests.helpers.upstream import validate_kubernetes, validate_raycluster
+from tests.helpers.upstream import validate_object, validate_raycluster
 
 CONSUMER = ROOT / "examples" / "consumer"
 CONSUMER_YAML = ROOT / "examples" / "consumer-yaml" / "Pulumi.yaml"
@@ -35,8 +35,7 @@ def test_python_consumer_adds_a_ray_cluster_to_its_namespace():
     assert chart.inputs["values"]["watchNamespace"] == ["analytics"] and chart.inputs["values"]["singleNamespaceInstall"] is True
     assert result.of_type("kubernetes:yaml/v2:ConfigGroup"), "the CRDs, by default"
     for resource in result.kubernetes_objects():
-        if resource.inputs["apiVersion"] != "ray.io/v1":
-            validate_kubernetes(resource.revealed_inputs, "1.33")
+        validate_object(resource.revealed_inputs, "1.33")
     # The project's own resources stay as they were: top level, not inside raykube's components.
     (app,) = result.of_type("kubernetes:core/v1:ConfigMap")
     assert app.parent.rsplit("::", 2)[-2].endswith("pulumi:pulumi:Stack") and "raykube:index:" not in app.parent

@@ -425,7 +425,10 @@ def test_a_pip_runtime_env_installs_and_runs_on_a_read_only_image(jobs_api, ray_
     driver = (
         "import ray\n"
         f"ray.init(address={ray_head.gcs_address!r}, _node_ip_address={ray_head.head_ip!r}, logging_level='ERROR',\n"
-        f"         runtime_env={{'pip': {{'packages': [{str(wheel)!r}], 'pip_install_options': ['--no-index']}}}})\n"
+        # Not eagerly on every node: here all nodes share one /tmp/ray (on pods each has its own),
+        # and two raylets cloning the same virtualenv at once collide.
+        f"         runtime_env={{'pip': {{'packages': [{str(wheel)!r}], 'pip_install_options': ['--no-index']}},\n"
+        "                      'config': {'eager_install': False}})\n"
         "@ray.remote\n"
         "def probe():\n"
         "    import sys, rk_probe\n"

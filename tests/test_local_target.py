@@ -107,7 +107,7 @@ def test_metrics_server_resolution_and_insecure_tls_only_where_needed(stack_runs
 
 @pytest.mark.parametrize(
     "stack, expected",
-    [("local", {"kuberay-operator", "flannel", "metrics-server"}), ("eks", {"kuberay-operator", "metrics-server"}),
+    [("local", {"kuberay-operator", "flannel", "metrics-server", "kube-prometheus-stack"}), ("eks", {"kuberay-operator", "metrics-server"}),
      ("aks", {"kuberay-operator"}), ("gke", {"kuberay-operator"})],
 )
 def test_target_profile_decides_the_add_ons(stack_runs, stack, expected):

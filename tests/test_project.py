@@ -9,7 +9,7 @@ import yaml
 
 from raykube.settings import Settings
 from tests.helpers.program import ROOT, STACKS
-from tests.helpers.upstream import validate_kubernetes, validate_kuberay
+from tests.helpers.upstream import is_custom_resource, validate_kubernetes, validate_object
 
 
 def test_project_file_declares_python_pip_venv_and_stack_dir():
@@ -39,17 +39,14 @@ def test_every_stack_renders_valid_objects(stack_runs, stack):
     objects = result.kubernetes_objects()
     assert objects, "a stack creates Kubernetes objects"
     for resource in objects:
-        if resource.inputs["apiVersion"] == "ray.io/v1":
-            validate_kuberay(resource.revealed_inputs)
-        else:
-            validate_kubernetes(resource.revealed_inputs, version)
+        validate_object(resource.revealed_inputs, version)
 
 
 @pytest.mark.parametrize("version", ["1.25", "1.30", "1.37"])
 def test_local_objects_valid_across_kubernetes_versions(run, version):
     result = run({"raykube:kubernetesVersion": version}, "local")
     for resource in result.kubernetes_objects():
-        if resource.inputs["apiVersion"] != "ray.io/v1":
+        if not is_custom_resource(resource.revealed_inputs):
             validate_kubernetes(resource.revealed_inputs, version)
 
 

@@ -9,21 +9,11 @@ import json
 import time
 
 import pytest
-import yaml
 
 from tests.helpers.envtest import wait_for
 from tests.helpers.hpa_load import IDLE, LOAD, Load, hpa_steps, local_timings, scale_bounds
 from tests.helpers.program import fresh
-
-def status(sim, config: dict, tmp_path, *options: str) -> tuple[int, str, str]:
-    """`raykube status` for this stack file, against the simulated cluster."""
-    import subprocess
-    import sys
-
-    stack_file = tmp_path / "Pulumi.sim.yaml"
-    stack_file.write_text(yaml.safe_dump({"config": {**config, "raykube:kubeconfig": sim.plane.kubeconfig}}))
-    done = subprocess.run([sys.executable, "-m", "raykube.status", "--config", str(stack_file), *options], capture_output=True, text=True, timeout=60)
-    return done.returncode, done.stdout, done.stderr
+from tests.helpers.status_command import status
 
 
 def test_the_hpa_pool_grows_to_max_under_load_and_back_to_min_when_it_ends(simulated_cluster, up, tmp_path):

@@ -76,6 +76,38 @@ def assert_policies_allow_what_the_live_pods_need(sim, deployed, namespace: str)
     assert outsider_reaches(model, heads) == []
 
 
+def assert_monitors_find_the_live_pods_metrics(sim, deployed, namespace: str) -> None:
+    """The namespace's PodMonitors, as stored, against the Pods the operator and the Deployment
+    controller made: each selects its kind of Ray pod and nothing else, every port it names is on
+    them, and KubeRay's `metrics` port is where its `ray start` exports (--metrics-export-port)."""
+    from tests.helpers.prometheus import selects
+    from tests.helpers.ray_ports import KUBERAY_METRICS_PORT
+
+    stored = [item.to_dict() for item in sim.dynamic.resources.get(api_version="monitoring.coreos.com/v1", kind="PodMonitor")
+              .get(namespace=namespace).items]
+    assert {m["metadata"]["name"] for m in stored} == {
+        obj["metadata"]["name"] for obj in deployed.of_kind("PodMonitor") if obj["metadata"]["namespace"] == namespace}
+    pods = sim.running(namespace, "ray.io/is-ray-node=yes")
+    kinds = {"heads": "head", "workers": "worker", "pool-workers": "pool"}
+    for monitor in stored:
+        kind = next(value for suffix, value in kinds.items() if monitor["metadata"]["name"].endswith(f"-ray-{suffix}"))
+        for pod in pods:
+            labels = pod.metadata.labels or {}
+            pod_kind = labels.get("ray.io/node-type") or "pool"
+            as_target = {"namespace": namespace, "labels": labels}
+            assert selects(monitor, as_target) is (pod_kind == kind), (monitor["metadata"]["name"], pod.metadata.name)
+            if pod_kind != kind:
+                continue
+            ports = {port.name: port.container_port for container in pod.spec.containers for port in container.ports or ()}
+            for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+                assert endpoint["port"] in ports, f"{pod.metadata.name} has no port {endpoint['port']}"
+                cluster_label = endpoint["relabelings"][0]["sourceLabels"][0].removeprefix("__meta_kubernetes_pod_label_")
+                assert any(key.replace(".", "_").replace("/", "_") == cluster_label for key in labels), (pod.metadata.name, cluster_label)
+            if kind != "pool":
+                command = " ".join([*(pod.spec.containers[0].command or ()), *(pod.spec.containers[0].args or ())])
+                assert ports["metrics"] == KUBERAY_METRICS_PORT and f"--metrics-export-port={KUBERAY_METRICS_PORT}" in command
+
+
 # --- first and second `pulumi up` ------------------------------------------------------
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -141,6 +173,8 @@ def test_first_up_gets_every_cluster_ready_and_a_second_up_touches_no_pod(simula
     for namespace in namespaces:
         assert_placed_where_their_groups_say(sim, namespace)
         assert_policies_allow_what_the_live_pods_need(sim, deployed, namespace)
+        if deployed.of_kind("PodMonitor"):
+            assert_monitors_find_the_live_pods_metrics(sim, deployed, namespace)
     for cluster in deployed.of_kind("RayCluster"):
         selector = (cluster["spec"]["headGroupSpec"]["template"]["spec"].get("nodeSelector") or {})
         (head,) = sim.running(cluster["metadata"]["namespace"], f"ray.io/cluster={cluster['metadata']['name']},ray.io/node-type=head")

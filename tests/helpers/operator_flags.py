@@ -79,3 +79,28 @@ def operator_command_line(program_values: Mapping[str, Any], release_namespace: 
         flags.append("--feature-gates=" + ",".join(f"{gate['name']}={_go_bool(gate['enabled'])}" for gate in gates))
     environment = {item["name"]: str(item["value"]) for item in values.get("env") or [] if "value" in item}
     return flags, environment
+
+
+def chart_workload(program_values: Mapping[str, Any], release_namespace: str) -> list[dict[str, Any]]:
+    """The Deployment and Service the chart makes (templates/deployment.yaml, service.yaml: release
+    "kuberay-operator", its fullname), as objects for the API server. The operator itself runs out
+    of cluster; kwok runs this Deployment's Pod, so what reads the Deployment and the Service
+    (raykube status, the ServiceMonitor) sees what it would see on a real cluster."""
+    values = chart_values(program_values)
+    labels = {"app.kubernetes.io/name": "kuberay-operator", "app.kubernetes.io/instance": "kuberay-operator"}
+    image = values.get("image") or {}
+    container = {
+        "name": "kuberay-operator",
+        "image": f"{image.get('repository')}:{image.get('tag')}",
+        "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+        "resources": values.get("resources") or {},
+    }
+    pod = {"containers": [container], "nodeSelector": values.get("nodeSelector") or {}, "tolerations": values.get("tolerations") or []}
+    metadata = {"name": "kuberay-operator", "namespace": release_namespace, "labels": dict(labels)}
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata,
+         "spec": {"replicas": 1, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": dict(labels)},
+                  "template": {"metadata": {"labels": dict(labels)}, "spec": pod}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": metadata,
+         "spec": {"type": "ClusterIP", "selector": dict(labels), "ports": [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]}},
+    ]

@@ -34,7 +34,7 @@ def run_program(stack_config: dict[str, Any], stack: str = "test") -> OfflineRun
 
 
 def relocated(stack_config: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """The same stack file with every Ray namespace renamed `<prefix>-<namespace>`:
+    """The same stack file with every Ray namespace (and the monitoring one) renamed `<prefix>-<namespace>`:
     one control plane serves many tests, each in namespaces of its own."""
     import copy
 
@@ -42,6 +42,13 @@ def relocated(stack_config: dict[str, Any], prefix: str) -> dict[str, Any]:
     for key in ("raykube:rayClusters", "raykube:rayJobs"):
         for item in config.get(key) or []:
             item["namespace"] = f"{prefix}-{item.get('namespace', 'ray')}"
+    observability = config.get("raykube:observability")
+    if observability and observability.get("mode") == "install":  # the namespace it creates: a test's destroy takes it
+        # (mode podMonitors names the user's own, which exists before raykube: the control plane has one)
+        observability["namespace"] = f"{prefix}-{observability.get('namespace', 'monitoring')}"
+        for peer in (config.get("raykube:networkPolicies") or {}).get("metricsFrom") or []:
+            if peer.get("namespace") == "monitoring":
+                peer["namespace"] = observability["namespace"]
     return config
 
 

@@ -12,7 +12,8 @@ on, Pulumi's wait: `pulumi.com/waitFor` (a jsonpath condition, judged like
 `pulumi.com/timeoutSeconds`) and a Deployment's rollout. The KubeRay operator
 chart (one Helm resource under the mocks) becomes the real operator, started
 with the flags its values make, restarted when they change (the chart's
-Deployment has strategy Recreate). A destroy deletes in reverse order and keeps
+Deployment has strategy Recreate), plus that Deployment and Service as objects
+(kwok runs the Pod) for what reads them. A destroy deletes in reverse order and keeps
 what the program retains.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Optional
 from components.versions import KUBERAY_CRD_PLURALS
 from raykube.offline import OfflineRun, Registered
 from tests.helpers.envtest import server_side_apply
+from tests.helpers.operator_flags import chart_workload
 from tests.helpers.simulated_cluster import SimulatedCluster
 
 # pulumi-kubernetes' field manager for server-side apply (the same from every
@@ -153,6 +155,8 @@ def pulumi_up(sim: SimulatedCluster, run: OfflineRun, previous: Optional[Offline
         unchanged = old is not None and old.revealed_inputs == resource.revealed_inputs
         if _is_operator_chart(resource):
             sim.start_operator(resource.inputs["namespace"], resource.inputs.get("values") or {})
+            for obj in chart_workload(resource.inputs.get("values") or {}, resource.inputs["namespace"]):
+                server_side_apply(sim.dynamic, obj, FIELD_MANAGER)
         elif resource.is_kubernetes_object:
             obj = copy.deepcopy(resource.revealed_inputs)
             deployed.objects.append(obj)
@@ -185,6 +189,8 @@ def _remove(sim: SimulatedCluster, resource: Registered, timeout: float) -> None
         return
     if _is_operator_chart(resource):
         sim.stop_operator(resource.inputs["namespace"])
+        for obj in chart_workload(resource.inputs.get("values") or {}, resource.inputs["namespace"]):
+            _delete(sim, obj, timeout)
     elif resource.is_kubernetes_object:
         _delete(sim, resource.revealed_inputs, timeout)
 

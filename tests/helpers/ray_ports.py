@@ -70,3 +70,16 @@ def head_service_ports() -> dict[str, int]:
     """GCS, dashboard/Jobs API and Ray Client: what a pod outside the Ray namespace must not reach."""
     ports = documented_ports()
     return {"GCS": ports["port"][0], "Jobs API": ports["dashboard_port"][0], "Ray Client": ports["ray_client_server_port"][0]}
+
+
+# What the KubeRay operator does to every Ray container it makes: a containerPort
+# named `metrics` and `ray start --metrics-export-port` on it (KubeRay's
+# DefaultMetricsPort). tests/test_under_the_operator.py reads it off the pods the
+# real v1.7.0 operator creates.
+KUBERAY_METRICS_PORT = 8080
+# In the Ray sandbox every node shares one network namespace and Ray's metrics
+# exporter listens on all addresses, so each node there needs a port of its own:
+# the head's, and one for a scraped pool worker. Tests map the pods' `metrics`
+# port names to these numbers.
+SANDBOX_HEAD_METRICS_PORT = 8090  # (pool workers started by other tests keep their own 8080)
+SANDBOX_WORKER_METRICS_PORT = 8081

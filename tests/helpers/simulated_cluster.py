@@ -93,6 +93,7 @@ class SimulatedCluster:
             self._add_node(node)
         self._envtest("metrics-server", *metrics_server_flags)
         self.operators: dict[str, list[str]] = {}
+        self.operator_pids: dict[str, int] = {}
 
     def _add_node(self, node: NodeShape) -> None:
         self._envtest("node", node.name, node.cpu, node.memory, "250")
@@ -119,9 +120,15 @@ class SimulatedCluster:
             return flags
         if namespace in self.operators:
             self.stop_operator(namespace)
-        self._envtest("kuberay-operator", *flags, env=environment)
+        pid = self._envtest("kuberay-operator", *flags, env=environment).strip().splitlines()[-1]
         self.operators[namespace] = flags
+        self.operator_pids[namespace] = int(pid)
         return flags
+
+    def operator_metrics_address(self, namespace: str) -> str:
+        """host:port of the namespace's operator's /metrics (the kit picks a free loopback port)."""
+        arguments = Path(f"/proc/{self.operator_pids[namespace]}/cmdline").read_bytes().decode().split("\0")
+        return next(argument.split("=", 1)[1] for argument in arguments if argument.startswith("--metrics-addr="))
 
     def stop_operator(self, namespace: str) -> None:
         if self.operators.pop(namespace, None) is not None:

@@ -26,6 +26,11 @@ KUBERAY_CRDS = (
     RAYJOB_CRD,
     "kuberay/ray-operator/config/crd/bases/ray.io_rayservices.yaml",
 )
+# The Prometheus operator's CRDs (v0.93.0, the schemas kube-prometheus-stack 88.5.3 ships).
+PROMETHEUS_OPERATOR_CRDS = tuple(
+    f"prometheus-operator/crds/monitoring.coreos.com_{plural}.yaml" for plural in ("podmonitors", "servicemonitors", "prometheusrules")
+)
+KUBE_PROMETHEUS_STACK_VALUES = "kube-prometheus-stack/values.yaml"
 KUBERAY_OPERATOR_VALUES = "kuberay/helm-chart/kuberay-operator/values.yaml"
 METRICS_SERVER_VALUES = "metrics-server/values.yaml"
 FLANNEL_VALUES = "flannel/values.yaml"
@@ -85,7 +90,7 @@ def _validate_custom(obj: dict[str, Any], crd_file: str) -> None:
     errors = sorted(crd_validator(crd_file).iter_errors(obj), key=lambda error: list(error.absolute_path))
     if errors:
         details = "\n".join(f"  {'.'.join(map(str, error.absolute_path))}: {error.message[:300]}" for error in errors[:10])
-        raise AssertionError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')} fails the KubeRay v1.7.0 schema:\n{details}")
+        raise AssertionError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')} fails its CRD's schema ({crd_file}):\n{details}")
 
 
 def validate_raycluster(obj: dict[str, Any]) -> None:
@@ -99,6 +104,30 @@ def validate_rayjob(obj: dict[str, Any]) -> None:
 def validate_kuberay(obj: dict[str, Any]) -> None:
     """A ray.io/v1 object against the schema of its kind."""
     {"RayCluster": validate_raycluster, "RayJob": validate_rayjob}[obj["kind"]](obj)
+
+
+CUSTOM_RESOURCE_CRDS = {
+    ("ray.io/v1", "RayCluster"): RAYCLUSTER_CRD,
+    ("ray.io/v1", "RayJob"): RAYJOB_CRD,
+    **{("monitoring.coreos.com/v1", kind): crd for kind, crd in zip(("PodMonitor", "ServiceMonitor", "PrometheusRule"), PROMETHEUS_OPERATOR_CRDS)},
+}
+
+
+def is_custom_resource(obj: dict[str, Any]) -> bool:
+    """A kind of a CRD (KubeRay's, the Prometheus operator's), not of Kubernetes itself."""
+    group, _, _version = obj["apiVersion"].rpartition("/")
+    return "." in group and not group.endswith("k8s.io")
+
+
+def validate_object(obj: dict[str, Any], version: str) -> None:
+    """Any object raykube writes: a custom resource against its CRD's schema (closed), the rest
+    against Kubernetes' official schema of `version`."""
+    if is_custom_resource(obj):
+        crd = CUSTOM_RESOURCE_CRDS.get((obj["apiVersion"], obj["kind"]))
+        assert crd is not None, f"no CRD schema known for {obj['apiVersion']} {obj['kind']}: add it to CUSTOM_RESOURCE_CRDS"
+        _validate_custom(obj, crd)
+    else:
+        validate_kubernetes(obj, version)
 
 
 def validate_kubernetes(obj: dict[str, Any], version: str) -> None:
