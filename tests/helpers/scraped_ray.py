@@ -46,7 +46,7 @@ def named_ports(container: dict) -> dict[str, int]:
 
 
 class ScrapedRay:
-    def __init__(self, sandbox, run, work: Path, scrape_interval: str = "2s"):
+    def __init__(self, sandbox, run, work: Path, scrape_interval: str = "2s", prometheus_args: tuple[str, ...] = ()):
         from tests.helpers.kubelet import container_env, expand, mount_secret_volumes, relocate
         from tests.helpers.ray_sandbox import OBJECT_STORE_BYTES, RAY
 
@@ -81,7 +81,7 @@ class ScrapedRay:
         args = [expand(arg, env).replace(exported, f"--metrics-export-port={SANDBOX_WORKER_METRICS_PORT}") for arg in worker["args"]]
         self.worker = sandbox.spawn([RAY, *args, f"--object-store-memory={OBJECT_STORE_BYTES}"], "metrics-pool-worker", env=env)
         self.prometheus = sandbox.spawn([prometheus_binary(), f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
-                                         f"--web.listen-address={PROMETHEUS_IP}:9090", "--log.level=warn"], "prometheus")
+                                         f"--web.listen-address={PROMETHEUS_IP}:9090", "--log.level=warn", *prometheus_args], "prometheus")
         nodes = {node["NodeManagerAddress"] for node in sandbox.wait_for_nodes(2)}
         assert POOL_WORKER_IP in nodes, sandbox.log("metrics-pool-worker")
 
