@@ -96,6 +96,10 @@ def test_dashboards_do_not_follow_the_deployers_environment(monkeypatch):
     monkeypatch.setenv("RAY_GRAFANA_DEFAULT_DASHBOARD_GLOBAL_FILTERS", 'team="a"')
     assert ray_dashboards(["default"]) == clean
     assert json.loads(clean["ray-default"])["uid"] == "rayDefaultDashboard"  # what the Ray dashboard embeds
+    # Made by the installed Ray (the clusters' version): a Ray bump makes them anew.
+    import ray
+
+    assert f"rayVersion:{ray.__version__}" in json.loads(clean["ray-default"])["tags"]
 
 
 def test_the_heads_point_the_ray_dashboard_at_the_installed_grafana_and_prometheus(stack_runs):
@@ -230,3 +234,26 @@ def test_kuberays_gcs_rules_evaluate_on_the_gcs_metrics_ray_exports(scraped):
     # KubeRay's metric is gone from Ray's GCS: its rules, copied, would page on every cluster.
     # When a Ray exports it again, this fails, and raykube can follow KubeRay's rules once more.
     assert not upstream_metrics & set(answers["names"]), f"Ray exports {upstream_metrics} again"
+
+
+# --- bad settings ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("observability,key", [
+    ({"mode": "everything"}, "observability.mode"),
+    ({"mode": "install", "dashboards": ["defualt"]}, "observability.dashboards"),
+    ({"mode": "install", "prometheusUrl": "http://prometheus:9090"}, "observability.prometheusUrl"),
+    ({"mode": "install", "monitorLabels": {"team": "ml"}}, "observability.monitorLabels"),
+    ({"mode": "podMonitors", "grafanaUrl": "grafana.monitoring.svc"}, "observability.grafanaUrl"),
+    ({"mode": "podMonitors", "kubePrometheusStack": {"values": {"grafana": {}}}}, "observability.kubePrometheusStack.values"),
+    ({"mode": "install", "namespace": "ray"}, "observability.namespace"),
+    ({"mode": "install", "scrapeIntervalSeconds": 1}, "observability.scrapeIntervalSeconds"),
+    ({"mode": "install", "grafanaBrowserURL": "http://127.0.0.1:3000"}, "observability.grafanaBrowserURL"),
+])
+def test_a_wrong_observability_setting_is_one_error_naming_it(observability, key):
+    from raykube.settings import SettingsError, parse_settings
+
+    with pytest.raises(SettingsError) as error:
+        parse_settings({"target": "local", "observability": observability}, "stacks/Pulumi.local.yaml")
+    assert error.value.keys == [f"raykube:{key}"], error.value.problems
+    assert "stacks/Pulumi.local.yaml" in str(error.value)
