@@ -4,7 +4,7 @@ One builder so that every Ray pod, whoever creates it, runs non-root with the
 same security context, the same secret injection and the same passthrough.
 """
 
-from typing import Any, Mapping, Optional, Sequence, TypedDict
+from typing import Any, Mapping, Optional, Required, Sequence, TypedDict
 
 from components.merge import deep_merge
 
@@ -47,6 +47,8 @@ KUBERNETES_API_CLIENT_LABEL = "raykube.io/kubernetes-api-client"
 # Secret files: owner and group (the pod's fsGroup, the ray user's group) may
 # read them, nobody else, nobody may write.
 SECRET_FILE_MODE = 0o440
+# The file name of a projected token in its directory.
+TOKEN_FILE = "token"
 
 
 class SecretVolume(TypedDict):
@@ -60,11 +62,25 @@ class SecretVolume(TypedDict):
     """Where every Ray container mounts it, read-only."""
 
 
+class TokenVolume(TypedDict, total=False):
+    """A projected ServiceAccount token for another audience (e.g. AWS STS), which the kubelet
+    renews before it expires: the pod's identity, proved to someone outside the cluster."""
+
+    audience: Required[str]
+    """Who the token is for, e.g. sts.amazonaws.com (required)."""
+    mount_path: Required[str]
+    """The directory every Ray container mounts read-only; the token is its file `token` (required)."""
+    expiration_seconds: int
+    """The token's lifetime; the kubelet renews it at 80% (default 3600, at least 600)."""
+
+
 class SecretInjection(TypedDict, total=False):
     """How Secrets reach Ray containers: every one of them, head, KubeRay workers and pool workers."""
 
     secret_volumes: Sequence[SecretVolume]
     """Secrets mounted read-only, mode 0440 with the pod's fsGroup (default none)."""
+    token_volumes: Sequence[TokenVolume]
+    """Projected ServiceAccount tokens mounted read-only, mode 0440 with the pod's fsGroup (default none)."""
     env: Mapping[str, str]
     """plain environment variables, e.g. AWS_CONFIG_FILE pointing into a volume (default none)."""
     env_from_secrets: Sequence[str]
@@ -128,6 +144,11 @@ def ray_pod_template(
         volume_name = secret_volume_name(volume["secret_name"])
         volumes.append({"name": volume_name, "secret": {"secretName": volume["secret_name"], "defaultMode": SECRET_FILE_MODE}})
         mounts.append({"name": volume_name, "mountPath": volume["mount_path"], "readOnly": True})
+    for index, token in enumerate(injection.get("token_volumes") or ()):
+        volume_name = f"token-{index}-{token['audience']}".replace(".", "-")[:63].rstrip("-")
+        projection = {"audience": token["audience"], "expirationSeconds": int(token.get("expiration_seconds", 3600)), "path": TOKEN_FILE}
+        volumes.append({"name": volume_name, "projected": {"sources": [{"serviceAccountToken": projection}], "defaultMode": SECRET_FILE_MODE}})
+        mounts.append({"name": volume_name, "mountPath": token["mount_path"], "readOnly": True})
     container["volumeMounts"] = mounts
     spec: dict[str, Any] = {
         "containers": [container],

@@ -91,7 +91,8 @@ class S3AccessRole(pulumi.ComponentResource):
         self.role = aws.iam.Role(
             f"{name}-role",
             name=args.get("role_name") or name,
-            assume_role_policy=json.dumps(args["trust_policy"], sort_keys=True),
+            # The trust may name an OIDC provider created in the same `pulumi up` (an Output).
+            assume_role_policy=pulumi.Output.from_input(args["trust_policy"]).apply(lambda trust: json.dumps(trust, sort_keys=True)),
             max_session_duration=args.get("max_session_duration_seconds", 3600),
             opts=child,
         )

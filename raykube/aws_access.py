@@ -3,7 +3,9 @@
 secret mode: the role's STS credentials in a Secret per Ray namespace
 (AwsRoleBridge), mounted into every Ray container and read through the AWS
 config file's credential_process, so renewals reach running processes; irsa mode (EKS): a service account per namespace annotated
-with the role, trusted through the cluster's OIDC provider; no Secret.
+with the role, trusted through the cluster's OIDC provider; no Secret. webIdentity (EKS, GKE, AKS):
+the same trust, an IAM OIDC provider for the cluster's issuer (created unless given), and every
+Ray container's own projected ServiceAccount token for STS; no Secret, no webhook, nothing to renew.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws_role_bridge import AwsRoleBridge, ray_injection
+from components.ray_pod import TOKEN_FILE
 from components.s3_access_role import S3AccessRole, assume_role_trust_policy, irsa_trust_policy
 from raykube.settings import Settings
 
@@ -27,6 +30,27 @@ def created_role_name(stack: str) -> str:
 def session_name(stack: str) -> str:
     """STS session name: CloudTrail shows which stack assumed the role."""
     return f"raykube-{stack}"
+
+
+# webIdentity: where every Ray container finds its token for STS, and what botocore reads.
+WEB_IDENTITY_AUDIENCE = "sts.amazonaws.com"
+WEB_IDENTITY_TOKEN_DIR = "/var/run/secrets/raykube/aws"
+
+
+def web_identity_injection(role_arn: Any, region: str, expiration_seconds: int) -> dict[str, Any]:
+    """The SecretInjection of mode webIdentity: a projected token for STS in every Ray container, and
+    the variables with which botocore (and every AWS SDK) assumes the role with it, and again before
+    the credentials expire, re-reading the file the kubelet renews. No Secret, nothing to renew."""
+    return {
+        "token_volumes": [{"audience": WEB_IDENTITY_AUDIENCE, "mount_path": WEB_IDENTITY_TOKEN_DIR, "expiration_seconds": expiration_seconds}],
+        "env": {
+            "AWS_ROLE_ARN": role_arn,
+            "AWS_WEB_IDENTITY_TOKEN_FILE": f"{WEB_IDENTITY_TOKEN_DIR}/{TOKEN_FILE}",
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_STS_REGIONAL_ENDPOINTS": "regional",
+        },
+    }
 
 
 @dataclass
@@ -53,10 +77,17 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
     subjects = [f"system:serviceaccount:{namespace}:{access.service_account_name}" for namespace in settings.namespaces]
     role_arn: Any = access.role_arn
     role = None
+    provider_arn: Any = access.oidc_provider_arn
+    if access.mode == "webIdentity" and not provider_arn and not role_arn:
+        # IAM trusts the cluster's issuer for tokens meant for STS (its keys fetched from the issuer's JWKS).
+        provider = aws.iam.OpenIdConnectProvider(
+            "ray-oidc-provider", url=f"https://{access.oidc_issuer}", client_id_lists=[WEB_IDENTITY_AUDIENCE], opts=aws_opts
+        )
+        provider_arn = provider.arn
     if not role_arn:
         trust = (
-            irsa_trust_policy(access.oidc_provider_arn, access.oidc_issuer, subjects)
-            if access.mode == "irsa"
+            irsa_trust_policy(provider_arn, access.oidc_issuer, subjects)
+            if access.mode in ("irsa", "webIdentity")
             else assume_role_trust_policy(access.trusted_principals, access.external_id)
         )
         role = S3AccessRole(
@@ -73,6 +104,21 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
         role_arn = role.role_arn
         aws_opts = pulumi.ResourceOptions.merge(aws_opts, pulumi.ResourceOptions(depends_on=[role]))
     outputs["awsRoleArn"] = role_arn
+    if access.mode == "webIdentity":
+        accounts = [
+            k8s.core.v1.ServiceAccount(
+                f"ray-s3-serviceaccount-{namespace}",
+                metadata={"name": access.service_account_name, "namespace": namespace},
+                # No API token in the pods: only the projected one for STS.
+                automount_service_account_token=False,
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace]])),
+            )
+            for namespace in settings.namespaces
+        ]
+        injection = web_identity_injection(role_arn, region, access.token_expiration_seconds)
+        # The pods start once the role they assume exists.
+        return RayAwsAccess(injection=injection, service_account=access.service_account_name,
+                            depends_on=[*accounts, *([role] if role else [])], aws_opts=aws_opts)
     if access.mode == "irsa":
         accounts = [
             k8s.core.v1.ServiceAccount(

@@ -47,6 +47,9 @@ def credentials_status(settings, client, namespace: str, now: Optional[datetime]
         return {"mode": "none", "ready": True, "state": "no AWS access"}
     if access.mode == "irsa":
         return {"mode": "irsa", "ready": True, "state": f"IRSA through service account {access.service_account_name}: nothing expires"}
+    if access.mode == "webIdentity":
+        return {"mode": "webIdentity", "ready": True,
+                "state": f"the pods' own tokens (service account {access.service_account_name}), renewed by the kubelet: nothing expires"}
     now = now or datetime.now(timezone.utc)
     try:
         secret = k8s.CoreV1Api(client).read_namespaced_secret(access.secret_name, namespace)

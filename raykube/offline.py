@@ -130,6 +130,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
         elif args.typ.startswith("aws:s3/bucket"):
             bucket = state.get("bucket") or name
             state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
+        elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            state["arn"] = f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/{state['url'].removeprefix('https://')}"
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = "mock-password"  # a stand-in; pulumi-random marks the real one secret
         elif args.typ == "pulumi-python:dynamic:Resource":

@@ -30,7 +30,7 @@ class TargetProfile:
 
 TARGETS: dict[str, TargetProfile] = {
     "local": TargetProfile("local", "local kubeadm", True, True, True, True, ("none", "secret")),
-    "eks": TargetProfile("eks", "EKS", False, False, True, False, ("none", "secret", "irsa")),
-    "aks": TargetProfile("aks", "AKS", False, False, False, False, ("none", "secret")),
-    "gke": TargetProfile("gke", "GKE", False, False, False, False, ("none", "secret")),
+    "eks": TargetProfile("eks", "EKS", False, False, True, False, ("none", "secret", "irsa", "webIdentity")),
+    "aks": TargetProfile("aks", "AKS", False, False, False, False, ("none", "secret", "webIdentity")),
+    "gke": TargetProfile("gke", "GKE", False, False, False, False, ("none", "secret", "webIdentity")),
 }

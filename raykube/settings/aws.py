@@ -13,8 +13,10 @@ from raykube.settings.model import Model
 class AwsAccessSettings(Model):
     """AWS access for Ray jobs (S3)."""
 
-    mode: Literal["none", "secret", "irsa"] = Field(
-        default="none", description="secret: assumed-role credentials in a Secret; irsa: EKS service account, no Secret"
+    mode: Literal["none", "secret", "irsa", "webIdentity"] = Field(
+        default="none",
+        description="secret: assumed-role credentials in a Secret; irsa: EKS service account, no Secret; "
+        "webIdentity: the pods' own projected ServiceAccount tokens, exchanged with STS (any cluster whose issuer AWS can reach)",
     )
     region: Optional[str] = Field(default=None, description="AWS region (or AWS_REGION in the environment)")
     bucket: Optional[str] = Field(default=None, description="the S3 bucket Ray jobs read and write")
@@ -31,9 +33,16 @@ class AwsAccessSettings(Model):
     mount_path: str = Field(
         default="/etc/aws", description="where every Ray container mounts the credentials Secret (AWS_CONFIG_FILE points into it)"
     )
-    service_account_name: str = Field(default="ray-s3", description="service account for irsa mode")
-    oidc_provider_arn: Optional[str] = Field(default=None, description="EKS cluster OIDC provider ARN (irsa)")
-    oidc_issuer: Optional[str] = Field(default=None, description="EKS OIDC issuer host/path without https:// (irsa)")
+    service_account_name: str = Field(default="ray-s3", description="service account of the Ray pods (irsa, webIdentity)")
+    oidc_provider_arn: Optional[str] = Field(
+        default=None, description="the IAM OIDC provider of the cluster's issuer (irsa: required; webIdentity: default created)"
+    )
+    oidc_issuer: Optional[str] = Field(
+        default=None, description="the cluster's service-account issuer, host/path without https:// (irsa, webIdentity)"
+    )
+    token_expiration_seconds: int = Field(
+        default=3600, ge=600, le=86400, description="webIdentity: lifetime of the pods' projected token (the kubelet renews it at 80%)"
+    )
 
     @field_validator("bucket")
     @classmethod
@@ -56,6 +65,16 @@ class AwsAccessSettings(Model):
             if not re.match(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$", principal):
                 raise ValueError(f"{principal!r} is not an IAM principal ARN (arn:aws:iam::<account>:user/<name>, role/..., root)")
         return principals
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, issuer: Optional[str]) -> Optional[str]:
+        if issuer is None:
+            return None
+        bare = issuer.removeprefix("https://").rstrip("/")
+        if issuer.startswith("http://") or not re.match(r"^[a-z0-9.-]+\.[a-z]{2,}(/[A-Za-z0-9._~/-]*)?$", bare):
+            raise ValueError(f"{issuer!r} is not an issuer AWS can reach: an https host and path, e.g. oidc.eks.us-west-2.amazonaws.com/id/EXAMPLE")
+        return bare
 
     @field_validator("mount_path")
     @classmethod
@@ -85,6 +104,12 @@ class AwsAccessSettings(Model):
             raise ValueError("__trustedPrincipals__ name who may assume the created role, or give roleArn")
         if self.mode == "irsa" and not self.role_arn and not (self.oidc_provider_arn and self.oidc_issuer):
             raise ValueError("__oidcProviderArn__ irsa mode needs oidcProviderArn and oidcIssuer of the EKS cluster")
+        if self.mode == "webIdentity" and not self.oidc_issuer:
+            raise ValueError(
+                "__oidcIssuer__ webIdentity needs the cluster's service-account issuer, as AWS reaches it "
+                "(EKS: oidc.eks.<region>.amazonaws.com/id/<id>; GKE: container.googleapis.com/v1/projects/<p>/locations/<l>/clusters/<c>; "
+                "AKS: the cluster's oidcIssuerProfile.issuerUrl)"
+            )
         return self
 
 

@@ -97,8 +97,15 @@ class Settings(Model):
     @classmethod
     def _aws_target(cls, aws: AwsAccessSettings, info: ValidationInfo) -> AwsAccessSettings:
         target = info.data.get("target")
+        profile = TARGETS.get(target) if target else None
         if aws.mode == "irsa" and target is not None and target != "eks":
             raise ValueError(f"__mode__ irsa needs the eks target (this stack's target is {target})")
+        if profile is not None and aws.mode not in profile.aws_access_modes:
+            # The local kubeadm cluster's issuer (https://kubernetes.default.svc) is not reachable by AWS.
+            raise ValueError(
+                f"__mode__ {aws.mode} is not available on {profile.title} (there: {', '.join(profile.aws_access_modes)}): "
+                "AWS cannot reach a kubeadm cluster's service-account issuer; use mode secret"
+            )
         return aws
 
     @field_validator("network_policies")

@@ -83,3 +83,54 @@ def create_program_role(iam, name: str, bucket: str, principals: list[str]) -> s
     role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]
     iam.put_role_policy(RoleName=name, PolicyName="bucket", PolicyDocument=policy)
     return role["Arn"]
+
+
+class SigningStsRelay:
+    """AWS takes AssumeRoleWithWebIdentity unsigned (the token is the proof), and botocore sends it
+    so; moto with IAM enforced fails every unsigned request (a 500: it reads the Authorization
+    header regardless). This relay, on a free loopback port, signs what it forwards to moto as a
+    user that may call only that action, so botocore's own web-identity provider can run unchanged."""
+
+    def __init__(self, moto: "MotoServer") -> None:
+        import threading
+        import urllib.request
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        iam = moto.admin_client("iam")
+        iam.create_user(UserName="sts-web-identity-relay")
+        iam.put_user_policy(UserName="sts-web-identity-relay", PolicyName="web-identity", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="sts-web-identity-relay")["AccessKey"]
+        signer = SigV4Auth(Credentials(key["AccessKeyId"], key["SecretAccessKey"]), "sts", "us-east-1")
+
+        class Relay(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                request = AWSRequest(method="POST", url=moto.url + self.path, data=body,
+                                     headers={"Content-Type": self.headers.get("Content-Type", "application/x-www-form-urlencoded")})
+                signer.add_auth(request)
+                forwarded = urllib.request.Request(request.url, data=body, headers=dict(request.headers), method="POST")
+                try:
+                    with urllib.request.urlopen(forwarded, timeout=20) as response:
+                        status, payload = response.status, response.read()
+                except urllib.error.HTTPError as error:
+                    status, payload = error.code, error.read()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,192 @@
+"""awsAccess.mode webIdentity: the Ray pods' own projected ServiceAccount tokens, exchanged with STS.
+
+On the real API server a token minted for the Ray ServiceAccount with audience sts.amazonaws.com
+is handed to botocore exactly as the pods get it (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN) and
+reaches the bucket through moto's STS; the role's trust, as the program writes it, is evaluated
+against the real tokens' claims: another ServiceAccount's token, or one for another audience, is refused.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import json
+
+import pytest
+
+from raykube.settings import SettingsError, parse_settings
+from tests.helpers.moto import BUCKET, SigningStsRelay
+from tests.helpers.program import run_program, stack_file_config
+
+STS_AUDIENCE = "sts.amazonaws.com"
+
+
+def web_identity(stack: str, issuer: str = "oidc.example.com/id/CLUSTER", **more) -> dict:
+    config = copy.deepcopy(stack_file_config(stack))
+    config["raykube:awsAccess"] = {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": issuer, **more}
+    return config
+
+
+def every_ray_pod_template(run) -> list[tuple[str, dict]]:
+    """Heads and worker groups of every RayCluster and of every RayJob's own cluster, and the HPA pools."""
+    templates = []
+    for kind in ("kubernetes:ray.io/v1:RayCluster", "kubernetes:ray.io/v1:RayJob"):
+        for resource in run.of_type(kind):
+            spec = resource.revealed_inputs["spec"]
+            spec = spec.get("rayClusterSpec") if kind.endswith("RayJob") else spec
+            if not spec:
+                continue
+            name = resource.inputs["metadata"]["name"]
+            templates.append((f"{name} head", spec["headGroupSpec"]["template"]))
+            templates += [(f"{name} {group['groupName']}", group["template"]) for group in spec["workerGroupSpecs"]]
+    for deployment in run.of_type("kubernetes:apps/v1:Deployment"):
+        templates.append((deployment.inputs["metadata"]["name"], deployment.revealed_inputs["spec"]["template"]))
+    return templates
+
+
+def claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def trust_allows(trust: dict, token_claims: dict, provider_arn: str) -> bool:
+    """IAM's evaluation of a web-identity trust for a token: the Federated principal is the
+    token's issuer's provider, and every StringEquals condition on `<issuer>:<claim>` holds."""
+    issuer = token_claims["iss"].removeprefix("https://")
+    for statement in trust["Statement"]:
+        if statement["Effect"] != "Allow" or statement["Action"] != "sts:AssumeRoleWithWebIdentity":
+            continue
+        if statement["Principal"].get("Federated") != provider_arn:
+            continue
+        conditions = statement.get("Condition", {}).get("StringEquals", {})
+        held = True
+        for key, wanted in conditions.items():
+            prefix, _, claim = key.rpartition(":")
+            wanted = wanted if isinstance(wanted, list) else [wanted]
+            value = token_claims.get(claim)
+            values = value if isinstance(value, list) else [value]
+            held = held and prefix == issuer and any(item in wanted for item in values)
+        if held:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("stack", ["eks", "gke", "aks"])
+def test_every_ray_container_gets_the_token_and_the_role_and_no_secret(stack):
+    run = run_program(web_identity(stack), stack)
+    templates = every_ray_pod_template(run)
+    assert templates
+    (role,) = run.of_type("aws:iam/role:Role")
+    for name, template in templates:
+        pod = template["spec"]
+        assert pod["serviceAccountName"] == "ray-s3", name
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        assert not any("secret" in volume for volume in volumes.values()), f"{name}: no AWS Secret"
+        (token_volume,) = [v for v in volumes.values() if "projected" in v]
+        (source,) = token_volume["projected"]["sources"]
+        assert source["serviceAccountToken"]["audience"] == STS_AUDIENCE
+        assert source["serviceAccountToken"]["expirationSeconds"] <= 3600
+        for container in pod["containers"]:
+            env = {item["name"]: item.get("value") for item in container.get("env") or ()}
+            mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+            mount = mounts[token_volume["name"]]
+            assert mount["readOnly"] is True
+            assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == f"{mount['mountPath']}/{source['serviceAccountToken']['path']}", name
+            assert env["AWS_ROLE_ARN"].endswith(f":role/{role.inputs['name']}") and env["AWS_REGION"] == "us-west-2"
+            assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_CONFIG_FILE"} & set(env)
+    assert not [r for r in run.of_type("kubernetes:core/v1:Secret") if "aws" in r.inputs["metadata"]["name"]]
+    assert not run.of_type("pulumi-python:dynamic:Resource") or all(
+        "credentials" not in r.name for r in run.of_type("pulumi-python:dynamic:Resource"))
+    (provider,) = run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    assert provider.inputs["url"] == "https://oidc.example.com/id/CLUSTER" and provider.inputs["clientIdLists"] == [STS_AUDIENCE]
+
+
+def test_a_given_oidc_provider_is_trusted_and_none_is_created():
+    arn = "arn:aws:iam::123456789012:oidc-provider/oidc.example.com/id/CLUSTER"
+    run = run_program(web_identity("eks", oidcProviderArn=arn), "eks")
+    assert not run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    (role,) = run.of_type("aws:iam/role:Role")
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Federated": arn}
+
+
+@pytest.mark.parametrize("target,access,key", [
+    ("local", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": "oidc.example.com/id/X"}, "awsAccess.mode"),
+    ("gke", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET}, "awsAccess.oidcIssuer"),
+    ("gke", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": "http://issuer.example.com"}, "awsAccess.oidcIssuer"),
+    ("aks", {"mode": "irsa", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": "a.example.com",
+             "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/a.example.com"}, "awsAccess.mode"),
+    ("gke", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": "a.example.com", "tokenExpirationSeconds": 60},
+     "awsAccess.tokenExpirationSeconds"),
+])
+def test_impossible_web_identity_settings_are_one_error_naming_the_key(target, access, key):
+    with pytest.raises(SettingsError) as error:
+        parse_settings({"target": target, "awsAccess": access}, f"stacks/Pulumi.{target}.yaml")
+    assert error.value.keys == [f"raykube:{key}"], error.value.problems
+
+
+def test_a_pods_token_reaches_the_bucket_and_other_tokens_are_refused_by_the_trust(control_plane, moto_server, tmp_path, monkeypatch):
+    import boto3
+    from kubernetes import client
+
+    from tests.helpers.envtest import server_side_apply
+
+    api = client.CoreV1Api(control_plane.api_client())
+
+    def token(namespace: str, account: str, audience: str) -> str:
+        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[audience], expiration_seconds=3600))
+        return api.create_namespaced_service_account_token(account, namespace, request).status.token
+
+    # The cluster's issuer, as its tokens say: what the stack's oidcIssuer names.
+    probe_namespace = "wi-probe"
+    server_side_apply(control_plane.dynamic(), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": probe_namespace}}, "tests")
+    server_side_apply(control_plane.dynamic(), {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "probe", "namespace": probe_namespace}}, "tests")
+    issuer = claims(token(probe_namespace, "probe", STS_AUDIENCE))["iss"]
+
+    config = web_identity("gke", issuer=issuer.removeprefix("https://"))
+    config["raykube:rayClusters"] = [{"name": "wi", "namespace": "wi-ray"}]
+    config.pop("raykube:rayJobs", None)
+    run = run_program(config, "gke")
+    for obj in [r.revealed_inputs for r in run.kubernetes_objects() if r.inputs["kind"] in ("Namespace", "ServiceAccount")]:
+        server_side_apply(control_plane.dynamic(), obj, "pulumi-kubernetes")
+    (role,) = run.of_type("aws:iam/role:Role")
+    (provider,) = run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    provider_arn = f"arn:aws:iam::000000000000:oidc-provider/{issuer.removeprefix('https://')}"
+    assert provider.inputs["url"] == issuer
+
+    ray_token = token("wi-ray", "ray-s3", STS_AUDIENCE)
+    assert claims(ray_token)["sub"] == "system:serviceaccount:wi-ray:ray-s3" and claims(ray_token)["aud"] == [STS_AUDIENCE]
+    assert trust_allows(trust, claims(ray_token), provider_arn)
+    assert not trust_allows(trust, claims(token(probe_namespace, "probe", STS_AUDIENCE)), provider_arn), "another ServiceAccount"
+    assert not trust_allows(trust, claims(token("wi-ray", "ray-s3", "https://kubernetes.default.svc")), provider_arn), "another audience"
+    assert not trust_allows(trust, claims(ray_token), provider_arn.replace("000000000000", "111111111111")), "another provider"
+
+    # The pod's view: botocore assumes the role from the token file alone, and reads the bucket.
+    iam, s3 = moto_server.admin_client("iam"), moto_server.admin_client("s3")
+    if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="wine.csv", Body=b"quality\n5\n")
+    (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
+    created = iam.create_role(RoleName="raykube-wi-test", AssumeRolePolicyDocument=role.inputs["assumeRolePolicy"])["Role"]
+    iam.put_role_policy(RoleName="raykube-wi-test", PolicyName="bucket", PolicyDocument=policy.inputs["policy"])
+    token_file = tmp_path / "token"
+    token_file.write_text(ray_token)
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ROLE_ARN", created["Arn"])
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("AWS_ROLE_SESSION_NAME", "ray-pod")
+    relay = SigningStsRelay(moto_server)  # moto's STS stands in for AWS's (tests/helpers/moto.py: why the relay)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", relay.url)
+        session = boto3.Session(region_name="us-west-2")
+        credentials = session.get_credentials()
+        assert credentials.method == "assume-role-with-web-identity"
+        bucket = session.client("s3", endpoint_url=moto_server.url)
+        assert bucket.get_object(Bucket=BUCKET, Key="wine.csv")["Body"].read() == b"quality\n5\n"
+        # The role may use this bucket only.
+        with pytest.raises(Exception, match="AccessDenied"):
+            bucket.list_objects_v2(Bucket="not-ours")
+    finally:
+        relay.close()
