@@ -81,7 +81,7 @@ def _head_args(group: Any, head: HeadObservability) -> dict[str, Any]:
 
 
 def _cluster_args(cluster: RayClusterSettings, injection: dict[str, Any], service_account: str | None,
-                  head: HeadObservability = HeadObservability()) -> dict[str, Any]:
+                  head: HeadObservability) -> dict[str, Any]:
     return {
         "namespace": cluster.namespace,
         "cluster_name": cluster.name,

@@ -58,11 +58,11 @@ def _warn_about_versions(settings: Settings) -> None:
         )
 
 
-def observability(settings: Settings, namespaces: dict[str, Any], opts: pulumi.ResourceOptions, outputs: dict[str, Any]) -> list[pulumi.Resource]:
-    """Create the stack's observability; returns what the monitors wait for (nothing unless installed)."""
+def observability(settings: Settings, namespaces: dict[str, Any], opts: pulumi.ResourceOptions, outputs: dict[str, Any]) -> None:
+    """Create the stack's observability (the Ray clusters need none of it to start)."""
     observability = settings.observability
     if not observability.enabled:
-        return []
+        return
     _warn_about_versions(settings)
     installed: Optional[KubePrometheusStack] = None
     if observability.mode == "install":
@@ -108,4 +108,3 @@ def observability(settings: Settings, namespaces: dict[str, Any], opts: pulumi.R
             ),
         )
     outputs["observability"] = summary
-    return after

@@ -190,3 +190,12 @@ def test_a_pods_token_reaches_the_bucket_and_other_tokens_are_refused_by_the_tru
             bucket.list_objects_v2(Bucket="not-ours")
     finally:
         relay.close()
+
+
+def test_raykube_status_says_what_renews_the_pods_credentials():
+    from raykube.namespace_status import credentials_status
+
+    config = {key.removeprefix("raykube:"): value for key, value in web_identity("gke").items()}
+    settings = parse_settings(config, "stacks/Pulumi.gke.yaml")
+    entry = credentials_status(settings, None, "ray-training")  # nothing to read from the cluster: no Secret
+    assert entry["ready"] and entry["mode"] == "webIdentity" and "renewed by the kubelet" in entry["state"]
