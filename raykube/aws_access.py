@@ -53,6 +53,22 @@ def web_identity_injection(role_arn: Any, region: str, expiration_seconds: int) 
     }
 
 
+def host_renewal_warning(settings: Settings) -> str:
+    """What `pulumi up` says of a secret-mode stack: nothing in the cluster renews its credentials."""
+    access = settings.aws_access
+    hours = access.session_duration_seconds / 3600
+    instead = (
+        "on this target awsAccess.mode webIdentity needs no renewal at all"
+        if "webIdentity" in settings.profile.aws_access_modes
+        else "AWS cannot reach this kubeadm cluster's service-account issuer, so no pod can renew them itself"
+    )
+    return (
+        f"awsAccess.mode secret: the Secrets' credentials last {hours:g} h and only `pulumi up` or "
+        "`raykube credentials renew` renews them: run the renewal from a system timer (README: AWS credentials in running Ray pods); "
+        + instead
+    )
+
+
 @dataclass
 class RayAwsAccess:
     """How Ray pods reach AWS: Secrets to inject, or a service account (IRSA)."""
@@ -153,5 +169,6 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
         ),
     )
     outputs["awsCredentialsExpiration"] = bridge.expiration
+    pulumi.log.warn(host_renewal_warning(settings))
     injection = ray_injection(access.secret_name, region, access.mount_path)
     return RayAwsAccess(injection=injection, depends_on=[bridge], aws_opts=aws_opts)

@@ -199,3 +199,37 @@ def test_raykube_status_says_what_renews_the_pods_credentials():
     settings = parse_settings(config, "stacks/Pulumi.gke.yaml")
     entry = credentials_status(settings, None, "ray-training")  # nothing to read from the cluster: no Secret
     assert entry["ready"] and entry["mode"] == "webIdentity" and "renewed by the kubelet" in entry["state"]
+
+
+# --- where nothing in the cluster can renew: the host's system timer ----------------------------
+
+
+def test_a_secret_mode_up_says_the_renewal_is_the_hosts_job():
+    local = run_program(stack_file_config("local"), "local")
+    (warning,) = [line for line in local.warnings if line.startswith("awsAccess.mode secret")]
+    assert "1 h" in warning and "system timer" in warning and "issuer" in warning
+    cloud = run_program({**stack_file_config("gke"), "raykube:awsAccess": {"mode": "secret", "region": "us-west-2", "bucket": BUCKET,
+                                                                           "trustedPrincipals": ["arn:aws:iam::123456789012:user/d"]}}, "gke")
+    assert any("webIdentity needs no renewal" in line for line in cloud.warnings)
+
+
+def test_the_readmes_renewal_units_are_valid_systemd_units(tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    from tests.helpers.program import ROOT
+
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    readme = (ROOT / "README.md").read_text()
+    units = dict(re.findall(r"```ini\n# /etc/systemd/system/(raykube-renew\.\w+)\n(.*?)```", readme, flags=re.S))
+    assert set(units) == {"raykube-renew.service", "raykube-renew.timer"}
+    for name, text in units.items():
+        # Paths of this checkout for the placeholders, so verify can resolve the command.
+        text = text.replace("/path/to/raykube", str(ROOT)).replace("User=deployer", "User=root")
+        (tmp_path / name).write_text(text)
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "raykube-renew.timer"), str(tmp_path / "raykube-renew.service")],
+                          capture_output=True, text=True, timeout=60)
+    problems = [line for line in (done.stdout + done.stderr).splitlines() if "raykube-renew" in line]
+    assert done.returncode == 0 and problems == [], done.stdout + done.stderr
