@@ -152,8 +152,8 @@ def simulated_cluster(control_plane, stack_runs):
 @pytest.fixture
 def up(simulated_cluster):
     """`pulumi up` of one stack on the simulated cluster, each over the state the one
-    before left (tests/helpers/pulumi_up.py); destroyed afterwards."""
-    from tests.helpers.pulumi_up import pulumi_destroy, pulumi_up
+    before left (tests/helpers/pulumi_up.py); its namespaces discarded afterwards."""
+    from tests.helpers.pulumi_up import discard, pulumi_up
 
     runs = []
 
@@ -165,4 +165,4 @@ def up(simulated_cluster):
 
     yield apply
     if runs:
-        pulumi_destroy(simulated_cluster, runs[-1])
+        discard(simulated_cluster, runs[-1])

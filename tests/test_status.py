@@ -20,7 +20,7 @@ from tests.helpers.status_command import status
 def namespace_up(simulated_cluster):
     from kubernetes import client
 
-    from tests.helpers.pulumi_up import pulumi_destroy, pulumi_up
+    from tests.helpers.pulumi_up import discard, pulumi_up
 
     sim = simulated_cluster
     config = fresh("local")
@@ -38,7 +38,7 @@ def namespace_up(simulated_cluster):
                  "the operator's Deployment (as its chart makes it) to be ready")
         yield {"sim": sim, "config": config, "namespace": namespace, "deployed": deployed}
     finally:
-        pulumi_destroy(sim, run)
+        discard(sim, run)
 
 
 def test_the_operator_dashboard_charts_what_the_real_operator_exports(namespace_up, tmp_path):

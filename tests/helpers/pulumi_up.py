@@ -199,3 +199,23 @@ def pulumi_destroy(sim: SimulatedCluster, run: OfflineRun, timeout: float = 60) 
     """Delete what the run made, dependents first; what the program retains stays."""
     for resource in reversed(run.resources):
         _remove(sim, resource, timeout)
+
+
+def discard(sim: SimulatedCluster, run: OfflineRun) -> None:
+    """A test's cleanup, not a `pulumi destroy`: the run's operators stop and its namespaces are
+    deleted without waiting (the namespace controller takes what is in them). Only for runs in
+    namespaces of their own (tests/helpers/program.py: fresh); tests of destroy call pulumi_destroy."""
+    for resource in run.resources:
+        if _is_operator_chart(resource):
+            sim.stop_operator(resource.inputs["namespace"])
+    namespaces = sim.dynamic.resources.get(api_version="v1", kind="Namespace")
+    for resource in run.resources:
+        if resource.is_kubernetes_object and resource.inputs.get("kind") == "Namespace":
+            name = resource.inputs["metadata"]["name"]
+            try:
+                namespaces.delete(name=name)  # Terminating: no controller may create pods there any more
+            except Exception as error:  # already gone
+                if getattr(error, "status", None) != 404:
+                    raise
+            # The pods at once, so the next test's pods find the Nodes free.
+            sim.core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
