@@ -15,7 +15,7 @@ from components.assumed_role_credentials import AssumedRoleCredentialsProvider, 
 from components.aws_role_bridge import AwsRoleBridge, secret_data
 from raykube.offline import SECRET, run_offline
 from tests.helpers.moto import BUCKET, OTHER, create_program_role, program_role_documents
-from tests.helpers.program import ROOT, STACKS, run_program, stack_file_config
+from tests.helpers.program import ROOT, STACKS, ray_pod_templates, run_program, stack_file_config
 from tests.helpers.kubelet import write_like_kubelet
 from tests.helpers.upstream import validate_object
 
@@ -117,19 +117,6 @@ def test_delete_leaves_nothing_behind(moto_server, aws, as_deployer):
 # --- under Pulumi's mocks -----------------------------------------------------
 
 AWS_CREDENTIAL_VARIABLES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
-
-
-def ray_pod_templates(result) -> list[tuple[str, dict]]:
-    """Every Ray pod template of a run: RayCluster heads and worker groups, HPA-pool Deployments."""
-    templates = []
-    for cluster in result.of_type("kubernetes:ray.io/v1:RayCluster"):
-        spec = cluster.inputs["spec"]
-        name = cluster.inputs["metadata"]["name"]
-        templates.append((f"{name} head", spec["headGroupSpec"]["template"]))
-        templates += [(f"{name} {group['groupName']}", group["template"]) for group in spec["workerGroupSpecs"]]
-    for deployment in result.of_type("kubernetes:apps/v1:Deployment"):
-        templates.append((deployment.inputs["metadata"]["name"], deployment.inputs["spec"]["template"]))
-    return templates
 
 
 def test_local_stack_creates_role_policy_bridge_and_a_secret_per_namespace():

@@ -15,7 +15,7 @@ import pytest
 
 from raykube.settings import SettingsError, parse_settings
 from tests.helpers.moto import BUCKET, SigningStsRelay
-from tests.helpers.program import run_program, stack_file_config
+from tests.helpers.program import ray_pod_templates, run_program, stack_file_config
 
 STS_AUDIENCE = "sts.amazonaws.com"
 
@@ -24,23 +24,6 @@ def web_identity(stack: str, issuer: str = "oidc.example.com/id/CLUSTER", **more
     config = copy.deepcopy(stack_file_config(stack))
     config["raykube:awsAccess"] = {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": issuer, **more}
     return config
-
-
-def every_ray_pod_template(run) -> list[tuple[str, dict]]:
-    """Heads and worker groups of every RayCluster and of every RayJob's own cluster, and the HPA pools."""
-    templates = []
-    for kind in ("kubernetes:ray.io/v1:RayCluster", "kubernetes:ray.io/v1:RayJob"):
-        for resource in run.of_type(kind):
-            spec = resource.revealed_inputs["spec"]
-            spec = spec.get("rayClusterSpec") if kind.endswith("RayJob") else spec
-            if not spec:
-                continue
-            name = resource.inputs["metadata"]["name"]
-            templates.append((f"{name} head", spec["headGroupSpec"]["template"]))
-            templates += [(f"{name} {group['groupName']}", group["template"]) for group in spec["workerGroupSpecs"]]
-    for deployment in run.of_type("kubernetes:apps/v1:Deployment"):
-        templates.append((deployment.inputs["metadata"]["name"], deployment.revealed_inputs["spec"]["template"]))
-    return templates
 
 
 def claims(token: str) -> dict:
@@ -73,7 +56,7 @@ def trust_allows(trust: dict, token_claims: dict, provider_arn: str) -> bool:
 @pytest.mark.parametrize("stack", ["eks", "gke", "aks"])
 def test_every_ray_container_gets_the_token_and_the_role_and_no_secret(stack):
     run = run_program(web_identity(stack), stack)
-    templates = every_ray_pod_template(run)
+    templates = ray_pod_templates(run)
     assert templates
     (role,) = run.of_type("aws:iam/role:Role")
     for name, template in templates:

@@ -61,6 +61,7 @@ def fresh(stack: str) -> dict:
 
 
 RAYCLUSTER = "kubernetes:ray.io/v1:RayCluster"
+RAYJOB = "kubernetes:ray.io/v1:RayJob"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
@@ -75,3 +76,20 @@ def with_cluster(stack: str, **changes) -> dict:
 
 def the_cluster(result, index: int = 0) -> dict:
     return result.of_type(RAYCLUSTER)[index].inputs
+
+
+def ray_pod_templates(run) -> list[tuple[str, dict]]:
+    """Heads and worker groups of every RayCluster and of every RayJob's own cluster, and the HPA pools."""
+    templates = []
+    for kind in (RAYCLUSTER, RAYJOB):
+        for resource in run.of_type(kind):
+            spec = resource.revealed_inputs["spec"]
+            spec = spec.get("rayClusterSpec") if kind.endswith("RayJob") else spec
+            if not spec:
+                continue
+            name = resource.inputs["metadata"]["name"]
+            templates.append((f"{name} head", spec["headGroupSpec"]["template"]))
+            templates += [(f"{name} {group['groupName']}", group["template"]) for group in spec["workerGroupSpecs"]]
+    for deployment in run.of_type(DEPLOYMENT):
+        templates.append((deployment.inputs["metadata"]["name"], deployment.revealed_inputs["spec"]["template"]))
+    return templates
