@@ -14,6 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.args import ComponentArgsError, check_args, component_label
+from components.kube_prometheus_stack import DASHBOARD_LABEL
 
 # A ConfigMap holds at most 1 MiB in all.
 CONFIGMAP_LIMIT_BYTES = 1024 * 1024
@@ -35,7 +36,7 @@ class GrafanaDashboardsArgs(TypedDict, total=False):
 
 def dashboard_config_maps(args: Mapping[str, Any], component: str = "GrafanaDashboards") -> list[dict[str, Any]]:
     """The ConfigMaps (API field names), in name order."""
-    labels = dict(args.get("labels") or {"grafana_dashboard": "1"})
+    labels = dict(args.get("labels") or dict([DASHBOARD_LABEL]))
     prefix = args.get("name_prefix") or "raykube"
     maps = []
     for name, content in sorted(dict(args["dashboards"]).items()):

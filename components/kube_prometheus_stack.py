@@ -76,6 +76,12 @@ def service_names(release: str) -> dict[str, str]:
     return {"prometheus": f"{release}-prometheus", "grafana": f"{release}-grafana"}
 
 
+def in_cluster_urls(release: str, namespace: str) -> dict[str, str]:
+    """Where pods reach the chart's Prometheus and Grafana (their Services' ports)."""
+    services = service_names(release)
+    return {"prometheus": f"http://{services['prometheus']}.{namespace}.svc:9090", "grafana": f"http://{services['grafana']}.{namespace}.svc:80"}
+
+
 class KubePrometheusStack(pulumi.ComponentResource):
     """kube-prometheus-stack (pinned), with Grafana ready for the Ray dashboard to embed."""
 
@@ -119,10 +125,10 @@ class KubePrometheusStack(pulumi.ComponentResource):
             values=deep_merge(kube_prometheus_stack_values(args, admin_secret), args.get("values") or {}),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_resource, self.admin]),
         )
-        services = service_names(release)
+        urls = in_cluster_urls(release, namespace)
         self.namespace = pulumi.Output.from_input(namespace)
-        self.prometheus_url = pulumi.Output.from_input(f"http://{services['prometheus']}.{namespace}.svc:9090")
-        self.grafana_url = pulumi.Output.from_input(f"http://{services['grafana']}.{namespace}.svc:80")
+        self.prometheus_url = pulumi.Output.from_input(urls["prometheus"])
+        self.grafana_url = pulumi.Output.from_input(urls["grafana"])
         self.grafana_admin_secret = pulumi.Output.from_input(admin_secret)
         self.register_outputs({
             "namespace": self.namespace, "prometheus_url": self.prometheus_url,

@@ -25,15 +25,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.args import ComponentArgsError, check_args, component_label
+from components.kube_prometheus_stack import DEFAULT_RELEASE
+from components.ray_network_policies import OPERATOR_POD_LABELS
 
 # Port names Prometheus finds by (a containerPort name is at most 15 characters).
 METRICS_PORT_NAME = "metrics"
 AUTOSCALER_METRICS_PORT_NAME = "as-metrics"
 DASHBOARD_METRICS_PORT_NAME = "dash-metrics"
 HEAD_METRICS_PORT_NAMES = (METRICS_PORT_NAME, AUTOSCALER_METRICS_PORT_NAME, DASHBOARD_METRICS_PORT_NAME)
-# The kuberay-operator chart's Service: port `http`; its labels (release "kuberay-operator").
+# The kuberay-operator chart's Service: port `http`, labelled as the operator's pods.
 OPERATOR_SERVICE_PORT_NAME = "http"
-OPERATOR_SERVICE_LABELS = {"app.kubernetes.io/name": "kuberay-operator", "app.kubernetes.io/instance": "kuberay-operator"}
 # The pool's pods (RayWorkerPool's labels) and the label that names their cluster.
 POOL_POD_LABELS = {"app.kubernetes.io/name": "ray-worker", "app.kubernetes.io/managed-by": "raykube"}
 CLUSTER_LABEL = "ray_io_cluster"
@@ -117,7 +118,7 @@ def gcs_rules(namespace: str) -> list[dict[str, Any]]:
 def ray_monitors(args: Mapping[str, Any], component: str = "RayMonitors") -> list[dict[str, Any]]:
     """The PodMonitors, ServiceMonitor and PrometheusRule (API field names) of one Ray namespace."""
     namespace, prefix = args["namespace"], args.get("name_prefix") or "raykube"
-    labels = dict(args.get("labels") or {"release": "kube-prometheus-stack"})
+    labels = dict(args.get("labels") or {"release": DEFAULT_RELEASE})
     seconds = args.get("scrape_interval_seconds", 15)
     if not isinstance(seconds, int) or seconds < 1:
         raise ComponentArgsError(component, "scrape_interval_seconds", f"{seconds!r} must be a whole number of seconds, at least 1")
@@ -132,7 +133,7 @@ def ray_monitors(args: Mapping[str, Any], component: str = "RayMonitors") -> lis
             "metadata": {"name": f"{prefix}-kuberay-operator", "namespace": namespace, "labels": dict(labels)},
             "spec": {
                 "namespaceSelector": {"matchNames": [namespace]},
-                "selector": {"matchLabels": dict(OPERATOR_SERVICE_LABELS)},
+                "selector": {"matchLabels": dict(OPERATOR_POD_LABELS)},
                 "endpoints": [{"port": OPERATOR_SERVICE_PORT_NAME, "path": "/metrics", "interval": interval, "honorLabels": True}],
             },
         },

@@ -18,7 +18,7 @@ import yaml
 
 from tests.helpers.program import DEPLOYMENT, RAYCLUSTER, run_program, stack_file_config
 from tests.helpers.prometheus import grafana_expression, metric_names
-from tests.helpers.scraped_ray import named_ports as _ports, objects as _objects
+from tests.helpers.scraped_ray import named_ports as _ports, objects
 from tests.helpers.upstream import KUBE_PROMETHEUS_STACK_VALUES, load_upstream, unknown_chart_values, upstream_path
 
 SCRAPE = "2s"  # the monitors say 15 s; the test need not wait for that
@@ -35,10 +35,6 @@ MADE_ONLY_ELSEWHERE = {
     r"vllm|sglang|^ray_llm": "LLM engines",
     r"^ray_node_mem_shared_bytes$|^ray_component_": "per-component process metrics: Ray samples them off Linux containers' cgroups",
 }
-
-
-def _local_objects(kind: str, run) -> list[dict]:
-    return _objects(run, kind)
 
 
 def _elsewhere(name: str) -> bool:
@@ -65,11 +61,11 @@ def test_kube_prometheus_stack_values_exist_in_the_pinned_chart(stack_runs):
     # The Prometheus it runs selects raykube's monitors: their `release` label is the chart's release.
     sidecar = load_upstream(KUBE_PROMETHEUS_STACK_VALUES)["prometheus"]["prometheusSpec"]
     assert sidecar["podMonitorSelectorNilUsesHelmValues"] is True and sidecar["ruleSelectorNilUsesHelmValues"] is True
-    for monitor in _local_objects("PodMonitor", stack_runs["local"]) + _local_objects("PrometheusRule", stack_runs["local"]):
+    for monitor in objects(stack_runs["local"], "PodMonitor") + objects(stack_runs["local"], "PrometheusRule"):
         assert monitor["metadata"]["labels"]["release"] == chart.inputs["name"]
     # Grafana finds the dashboards' ConfigMaps by its sidecar's label.
     sidecar_values = values["grafana"]["sidecar"]["dashboards"]
-    for config_map in _local_objects("ConfigMap", stack_runs["local"]):
+    for config_map in objects(stack_runs["local"], "ConfigMap"):
         assert config_map["metadata"]["labels"][sidecar_values["label"]] == sidecar_values["labelValue"]
 
 
@@ -166,12 +162,8 @@ def scraped(ray_head, stack_runs, tmp_path_factory):
         cluster.close()
 
 
-def _ask(scraped, expressions: list[str]) -> dict:
-    return scraped.ask(expressions)
-
-
 def test_prometheus_scrapes_every_ray_endpoint_the_pod_monitors_name(scraped):
-    answers = _ask(scraped, [])
+    answers = scraped.ask([])
     targets = {(t["labels"]["job"], t["scrapeUrl"]): t for t in answers["targets"]}
     endpoints = {(t["labels"].get("endpoint"), t["labels"].get("pod")): t for t in targets.values()}
     # The head's node, autoscaler and dashboard metrics, and the pool worker's node metrics.
@@ -184,7 +176,7 @@ def test_prometheus_scrapes_every_ray_endpoint_the_pod_monitors_name(scraped):
 
 def test_every_dashboard_query_parses_and_charts_what_ray_exports(scraped):
     dashboards = {cm["metadata"]["name"]: json.loads(next(iter(cm["data"].values())))
-                  for cm in _local_objects("ConfigMap", scraped.run) if cm["metadata"]["name"].startswith("raykube-ray-")}
+                  for cm in objects(scraped.run, "ConfigMap") if cm["metadata"]["name"].startswith("raykube-ray-")}
     assert {"raykube-ray-default", "raykube-ray-data", "raykube-ray-serve", "raykube-ray-train"} <= set(dashboards)
     queries = {}
     for dashboard_name, dashboard in dashboards.items():
@@ -197,7 +189,7 @@ def test_every_dashboard_query_parses_and_charts_what_ray_exports(scraped):
             match = re.match(r"label_values\((.*),\s*\w+\)$", query)
             if match and match.group(1).strip():
                 queries.setdefault(grafana_expression(match.group(1)), []).append(f"{dashboard_name}: variable {variable['name']}")
-    answers = _ask(scraped, sorted(queries))
+    answers = scraped.ask(sorted(queries))
     exported = set(answers["names"])
     refused = {expr: answer.get("error") for expr, answer in answers["queries"].items() if answer["status"] != "success"}
     assert refused == {}, f"queries Prometheus refuses: {refused}"
@@ -222,7 +214,7 @@ def test_kuberays_gcs_rules_evaluate_on_the_gcs_metrics_ray_exports(scraped):
     upstream = load_upstream("kuberay/config/prometheus/rules/prometheusRules.yaml")
     upstream_rules = [rule for group in upstream["spec"]["groups"] for rule in group["rules"]]
     upstream_metrics = {name for rule in upstream_rules for name in metric_names(rule["expr"])}
-    answers = _ask(scraped, [GCS_STORAGE_COUNT, f"{GCS_STORAGE_LATENCY}_bucket", GCS_AVAILABILITY_RECORD])
+    answers = scraped.ask([GCS_STORAGE_COUNT, f"{GCS_STORAGE_LATENCY}_bucket", GCS_AVAILABILITY_RECORD])
     rules = {rule["name"]: rule for group in answers["rules"] for rule in group["rules"]}
     # The same recording rule and alert as KubeRay's own...
     assert {rule.get("record") or rule.get("alert") for rule in upstream_rules} == {GCS_AVAILABILITY_RECORD, GCS_MISSING_ALERT}

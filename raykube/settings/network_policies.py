@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from raykube.settings.model import DNS1123, Model
 
 
-def _namespace_name(namespace: Optional[str]) -> Optional[str]:
+def namespace_name(namespace: Optional[str]) -> Optional[str]:
     if namespace is not None and not DNS1123.match(namespace):
         raise ValueError(f"{namespace!r} is not a namespace name (a DNS-1123 label)")
     return namespace
@@ -33,7 +33,7 @@ class NetworkPeer(Model):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, namespace: Optional[str]) -> Optional[str]:
-        return _namespace_name(namespace)
+        return namespace_name(namespace)
 
     @field_validator("cidr")
     @classmethod
@@ -95,7 +95,7 @@ class NetworkPolicySettings(Model):
     @field_validator("ingress_controller_namespace")
     @classmethod
     def _controller_namespace(cls, namespace: Optional[str]) -> Optional[str]:
-        return _namespace_name(namespace)
+        return namespace_name(namespace)
 
     @field_validator("api_server_cidrs", "https_egress_cidrs")
     @classmethod

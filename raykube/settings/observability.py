@@ -5,8 +5,10 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from components.kube_prometheus_stack import DASHBOARD_LABEL, DEFAULT_RELEASE, in_cluster_urls
 from raykube.ray_dashboards import FACTORY_FUNCTIONS
-from raykube.settings.model import DNS1123, Model
+from raykube.settings.model import Model
+from raykube.settings.network_policies import namespace_name
 
 # The dashboards Ray's own factory generates, by the names the settings use.
 RAY_DASHBOARDS = tuple(FACTORY_FUNCTIONS)
@@ -15,7 +17,7 @@ RAY_DASHBOARDS = tuple(FACTORY_FUNCTIONS)
 DEFAULT_RAY_DASHBOARDS = ("default", "data", "serve", "serveDeployment", "train")
 # kube-prometheus-stack's release name: its Prometheus selects monitors and
 # rules labelled `release: <release>`, and its Services are named after it.
-KUBE_PROMETHEUS_STACK_RELEASE = "kube-prometheus-stack"
+KUBE_PROMETHEUS_STACK_RELEASE = DEFAULT_RELEASE
 
 
 class KubePrometheusStackSettings(Model):
@@ -50,7 +52,7 @@ class ObservabilitySettings(Model):
     )
     operator_dashboard: bool = Field(default=True, description="the KubeRay operator's Grafana dashboard")
     dashboard_label: dict[str, str] = Field(
-        default_factory=lambda: {"grafana_dashboard": "1"},
+        default_factory=lambda: dict([DASHBOARD_LABEL]),
         description="label of the dashboards' ConfigMaps: what Grafana's dashboard sidecar looks for",
     )
     prometheus_url: Optional[str] = Field(
@@ -71,9 +73,7 @@ class ObservabilitySettings(Model):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, namespace: str) -> str:
-        if not DNS1123.match(namespace):
-            raise ValueError(f"{namespace!r} is not a namespace name (a DNS-1123 label)")
-        return namespace
+        return namespace_name(namespace)
 
     @field_validator("dashboards")
     @classmethod
@@ -118,11 +118,11 @@ class ObservabilitySettings(Model):
     @property
     def effective_prometheus_url(self) -> Optional[str]:
         if self.mode == "install":
-            return f"http://{KUBE_PROMETHEUS_STACK_RELEASE}-prometheus.{self.namespace}.svc:9090"
+            return in_cluster_urls(KUBE_PROMETHEUS_STACK_RELEASE, self.namespace)["prometheus"]
         return self.prometheus_url
 
     @property
     def effective_grafana_url(self) -> Optional[str]:
         if self.mode == "install":
-            return f"http://{KUBE_PROMETHEUS_STACK_RELEASE}-grafana.{self.namespace}.svc:80"
+            return in_cluster_urls(KUBE_PROMETHEUS_STACK_RELEASE, self.namespace)["grafana"]
         return self.grafana_url
