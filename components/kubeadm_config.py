@@ -15,6 +15,26 @@ from components.local_file import LocalFile
 from components.args import check_args, component_label
 
 KUBELET_API = "kubelet.config.k8s.io/v1beta1"
+# kubeadm's own issuer (https://kubernetes.default.svc.<dnsDomain>), and the audience of every in-cluster token.
+DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+JWKS_PATH = "/openid/v1/jwks"
+
+
+def issuer_flags(issuer: str) -> list[tuple[str, str]]:
+    """kube-apiserver flags that sign the cluster's ServiceAccount tokens as `issuer`, a public https
+    URL that serves the discovery document and the JWKS (what AWS reads to trust the tokens).
+
+    The first issuer signs; the default one stays accepted, so tokens the cluster handed out before
+    the change keep working until the kubelet renews them. api-audiences stays the default issuer:
+    otherwise it follows the issuers, and every new in-cluster token would also name the public
+    bucket address as its audience, which in-cluster verifiers are not set up for.
+    """
+    return [
+        ("service-account-issuer", issuer),
+        ("service-account-issuer", DEFAULT_ISSUER),
+        ("service-account-jwks-uri", issuer + JWKS_PATH),
+        ("api-audiences", DEFAULT_ISSUER),
+    ]
 
 
 def kubeadm_api_version(kubernetes_version: str) -> str:
@@ -28,10 +48,14 @@ def kubeadm_api_version(kubernetes_version: str) -> str:
     raise ValueError(f"kubeadm config for Kubernetes {kubernetes_version!r} is not supported (1.22 or later)")
 
 
-def _extra_args(api_version: str, args: dict[str, str]) -> Any:
+def _extra_args(api_version: str, args: dict[str, str] | list[tuple[str, str]]) -> Any:
+    pairs = list(args.items()) if isinstance(args, dict) else list(args)
     if api_version.endswith("v1beta4"):
-        return [{"name": name, "value": value} for name, value in args.items()]
-    return dict(args)
+        return [{"name": name, "value": value} for name, value in pairs]
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"kubeadm {api_version} takes each extraArgs flag once (a map): {', '.join(sorted(set(n for n in names if names.count(n) > 1)))}")
+    return dict(pairs)
 
 
 class KubeadmConfigArgs(TypedDict, total=False):
@@ -55,6 +79,9 @@ class KubeadmConfigArgs(TypedDict, total=False):
     """node name (default the host name)."""
     path: Optional[str]
     """where `pulumi up` writes the file (default: not written, only exported)."""
+    service_account_issuer: Optional[str]
+    """https URL that signs the cluster's ServiceAccount tokens and serves its JWKS at /openid/v1/jwks
+    (default: kubeadm's https://kubernetes.default.svc.cluster.local); Kubernetes 1.31 or later."""
 
 
 def kubeadm_documents(args: KubeadmConfigArgs) -> list[dict[str, Any]]:
@@ -81,6 +108,8 @@ def kubeadm_documents(args: KubeadmConfigArgs) -> list[dict[str, Any]]:
         },
         "controllerManager": {"extraArgs": _extra_args(api_version, hpa_flags)},
     }
+    if args.get("service_account_issuer"):
+        cluster["apiServer"] = {"extraArgs": _extra_args(api_version, issuer_flags(args["service_account_issuer"]))}
     kubelet = {"apiVersion": KUBELET_API, "kind": "KubeletConfiguration", "cgroupDriver": "systemd"}
     return [init, cluster, kubelet]
 

@@ -6,6 +6,7 @@ config file's credential_process, so renewals reach running processes; irsa mode
 with the role, trusted through the cluster's OIDC provider; no Secret. webIdentity (EKS, GKE, AKS):
 the same trust, an IAM OIDC provider for the cluster's issuer (created unless given), and every
 Ray container's own projected ServiceAccount token for STS; no Secret, no webhook, nothing to renew.
+On the local kubeadm target the issuer is one raykube publishes (PublishedOidcIssuer, awsAccess.issuerBucket).
 """
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws_role_bridge import AwsRoleBridge, ray_injection
+from components.published_oidc_issuer import PublishedOidcIssuer
 from components.ray_pod import TOKEN_FILE
 from components.s3_access_role import S3AccessRole, assume_role_trust_policy, irsa_trust_policy
+from raykube.cluster_issuer import issuer_documents
 from raykube.settings import Settings
 
 
@@ -58,9 +61,8 @@ def host_renewal_warning(settings: Settings) -> str:
     access = settings.aws_access
     hours = access.session_duration_seconds / 3600
     instead = (
-        "on this target awsAccess.mode webIdentity needs no renewal at all"
-        if "webIdentity" in settings.profile.aws_access_modes
-        else "AWS cannot reach this kubeadm cluster's service-account issuer, so no pod can renew them itself"
+        "awsAccess.mode webIdentity needs no renewal at all"
+        + (" (with awsAccess.issuerBucket, where raykube publishes this kubeadm cluster's issuer for AWS)" if settings.profile.kubeadm_config else "")
     )
     return (
         f"awsAccess.mode secret: the Secrets' credentials last {hours:g} h and only `pulumi up` or "
@@ -94,15 +96,34 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
     role_arn: Any = access.role_arn
     role = None
     provider_arn: Any = access.oidc_provider_arn
+    issuer = access.effective_oidc_issuer
+    provider_opts = aws_opts
+    if access.issuer_bucket:
+        # A kubeadm cluster: its issuer is the bucket the documents it serves are published to.
+        lookup = issuer_documents(settings)
+        if lookup.warning:
+            pulumi.log.warn(lookup.warning)
+        documents = lookup.documents
+        published = PublishedOidcIssuer(
+            "oidc-issuer",
+            {
+                "bucket": access.issuer_bucket,
+                "region": region,
+                **({"discovery_document": documents.discovery_document, "jwks": documents.jwks} if documents else {}),
+            },
+            opts=aws_opts,
+        )
+        outputs["serviceAccountIssuer"] = published.issuer_url
+        provider_opts = pulumi.ResourceOptions.merge(aws_opts, pulumi.ResourceOptions(depends_on=[published]))
     if access.mode == "webIdentity" and not provider_arn and not role_arn:
         # IAM trusts the cluster's issuer for tokens meant for STS (its keys fetched from the issuer's JWKS).
         provider = aws.iam.OpenIdConnectProvider(
-            "ray-oidc-provider", url=f"https://{access.oidc_issuer}", client_id_lists=[WEB_IDENTITY_AUDIENCE], opts=aws_opts
+            "ray-oidc-provider", url=f"https://{issuer}", client_id_lists=[WEB_IDENTITY_AUDIENCE], opts=provider_opts
         )
         provider_arn = provider.arn
     if not role_arn:
         trust = (
-            irsa_trust_policy(provider_arn, access.oidc_issuer, subjects)
+            irsa_trust_policy(provider_arn, issuer, subjects)
             if access.mode in ("irsa", "webIdentity")
             else assume_role_trust_policy(access.trusted_principals, access.external_id)
         )

@@ -128,6 +128,8 @@ def _kubeadm_file(settings: Settings, result: StackResult) -> None:
             "advertise_address": kubeadm.advertise_address,
             "node_name": kubeadm.node_name,
             "path": kubeadm.config_path,
+            # webIdentity: the cluster signs its tokens as the issuer raykube publishes (awsAccess.issuerBucket).
+            **({"service_account_issuer": f"https://{settings.aws_access.effective_oidc_issuer}"} if settings.aws_access.issuer_bucket else {}),
         },
     )
     result.outputs["kubeadmConfigPath"] = kubeadm.config_path

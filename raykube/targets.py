@@ -29,7 +29,8 @@ class TargetProfile:
 
 
 TARGETS: dict[str, TargetProfile] = {
-    "local": TargetProfile("local", "local kubeadm", True, True, True, True, ("none", "secret")),
+    # local: webIdentity through the issuer raykube publishes (awsAccess.issuerBucket).
+    "local": TargetProfile("local", "local kubeadm", True, True, True, True, ("none", "secret", "webIdentity")),
     "eks": TargetProfile("eks", "EKS", False, False, True, False, ("none", "secret", "irsa", "webIdentity")),
     "aks": TargetProfile("aks", "AKS", False, False, False, False, ("none", "secret", "webIdentity")),
     "gke": TargetProfile("gke", "GKE", False, False, False, False, ("none", "secret", "webIdentity")),

@@ -7,50 +7,20 @@ against the real tokens' claims: another ServiceAccount's token, or one for anot
 """
 from __future__ import annotations
 
-import base64
 import copy
 import json
 
 import pytest
 
 from raykube.settings import SettingsError, parse_settings
-from tests.helpers.moto import BUCKET, SigningStsRelay
+from tests.helpers.moto import BUCKET, role_of_run
 from tests.helpers.program import ray_pod_templates, run_program, stack_file_config
-
-STS_AUDIENCE = "sts.amazonaws.com"
-
+from tests.helpers.web_identity import STS_AUDIENCE, claims, mint_token, pod_aws_session, trust_allows
 
 def web_identity(stack: str, issuer: str = "oidc.example.com/id/CLUSTER", **more) -> dict:
     config = copy.deepcopy(stack_file_config(stack))
     config["raykube:awsAccess"] = {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": issuer, **more}
     return config
-
-
-def claims(token: str) -> dict:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
-def trust_allows(trust: dict, token_claims: dict, provider_arn: str) -> bool:
-    """IAM's evaluation of a web-identity trust for a token: the Federated principal is the
-    token's issuer's provider, and every StringEquals condition on `<issuer>:<claim>` holds."""
-    issuer = token_claims["iss"].removeprefix("https://")
-    for statement in trust["Statement"]:
-        if statement["Effect"] != "Allow" or statement["Action"] != "sts:AssumeRoleWithWebIdentity":
-            continue
-        if statement["Principal"].get("Federated") != provider_arn:
-            continue
-        conditions = statement.get("Condition", {}).get("StringEquals", {})
-        held = True
-        for key, wanted in conditions.items():
-            prefix, _, claim = key.rpartition(":")
-            wanted = wanted if isinstance(wanted, list) else [wanted]
-            value = token_claims.get(claim)
-            values = value if isinstance(value, list) else [value]
-            held = held and prefix == issuer and any(item in wanted for item in values)
-        if held:
-            return True
-    return False
 
 
 @pytest.mark.parametrize("stack", ["eks", "gke", "aks"])
@@ -92,7 +62,12 @@ def test_a_given_oidc_provider_is_trusted_and_none_is_created():
 
 
 @pytest.mark.parametrize("target,access,key", [
-    ("local", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": "oidc.example.com/id/X"}, "awsAccess.mode"),
+    ("local", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": "oidc.example.com/id/X"}, "awsAccess.oidcIssuer"),
+    ("local", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET}, "awsAccess.issuerBucket"),
+    ("gke", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "issuerBucket": "my-issuer"}, "awsAccess.issuerBucket"),
+    ("local", {"mode": "secret", "region": "us-west-2", "bucket": BUCKET, "issuerBucket": "my-issuer",
+               "trustedPrincipals": ["arn:aws:iam::123456789012:user/d"]}, "awsAccess.issuerBucket"),
+    ("local", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "issuerBucket": "my.issuer"}, "awsAccess.issuerBucket"),
     ("gke", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET}, "awsAccess.oidcIssuer"),
     ("gke", {"mode": "webIdentity", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": "http://issuer.example.com"}, "awsAccess.oidcIssuer"),
     ("aks", {"mode": "irsa", "region": "us-west-2", "bucket": BUCKET, "oidcIssuer": "a.example.com",
@@ -107,7 +82,6 @@ def test_impossible_web_identity_settings_are_one_error_naming_the_key(target, a
 
 
 def test_a_pods_token_reaches_the_bucket_and_other_tokens_are_refused_by_the_trust(control_plane, moto_server, tmp_path, monkeypatch):
-    import boto3
     from kubernetes import client
 
     from tests.helpers.envtest import server_side_apply
@@ -115,8 +89,7 @@ def test_a_pods_token_reaches_the_bucket_and_other_tokens_are_refused_by_the_tru
     api = client.CoreV1Api(control_plane.api_client())
 
     def token(namespace: str, account: str, audience: str) -> str:
-        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[audience], expiration_seconds=3600))
-        return api.create_namespaced_service_account_token(account, namespace, request).status.token
+        return mint_token(api, namespace, account, [audience])
 
     # The cluster's issuer, as its tokens say: what the stack's oidcIssuer names.
     probe_namespace = "wi-probe"
@@ -144,26 +117,8 @@ def test_a_pods_token_reaches_the_bucket_and_other_tokens_are_refused_by_the_tru
     assert not trust_allows(trust, claims(ray_token), provider_arn.replace("000000000000", "111111111111")), "another provider"
 
     # The pod's view: botocore assumes the role from the token file alone, and reads the bucket.
-    iam, s3 = moto_server.admin_client("iam"), moto_server.admin_client("s3")
-    if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
-        s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="wine.csv", Body=b"quality\n5\n")
-    (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
-    created = iam.create_role(RoleName="raykube-wi-test", AssumeRolePolicyDocument=role.inputs["assumeRolePolicy"])["Role"]
-    iam.put_role_policy(RoleName="raykube-wi-test", PolicyName="bucket", PolicyDocument=policy.inputs["policy"])
-    token_file = tmp_path / "token"
-    token_file.write_text(ray_token)
-    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONFIG_FILE"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_ROLE_ARN", created["Arn"])
-    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token_file))
-    monkeypatch.setenv("AWS_ROLE_SESSION_NAME", "ray-pod")
-    relay = SigningStsRelay(moto_server)  # moto's STS stands in for AWS's (tests/helpers/moto.py: why the relay)
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", relay.url)
-        session = boto3.Session(region_name="us-west-2")
+    role_arn = role_of_run(moto_server, run, "raykube-wi-test", BUCKET, "wine.csv", b"quality\n5\n")
+    with pod_aws_session(moto_server, ray_token, role_arn, tmp_path, monkeypatch) as session:
         credentials = session.get_credentials()
         assert credentials.method == "assume-role-with-web-identity"
         bucket = session.client("s3", endpoint_url=moto_server.url)
@@ -171,8 +126,6 @@ def test_a_pods_token_reaches_the_bucket_and_other_tokens_are_refused_by_the_tru
         # The role may use this bucket only.
         with pytest.raises(Exception, match="AccessDenied"):
             bucket.list_objects_v2(Bucket="not-ours")
-    finally:
-        relay.close()
 
 
 def test_raykube_status_says_what_renews_the_pods_credentials():

@@ -7,6 +7,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from components.published_oidc_issuer import published_issuer
 from raykube.settings.model import Model
 
 
@@ -40,6 +41,11 @@ class AwsAccessSettings(Model):
     oidc_issuer: Optional[str] = Field(
         default=None, description="the cluster's service-account issuer, host/path without https:// (irsa, webIdentity)"
     )
+    issuer_bucket: Optional[str] = Field(
+        default=None,
+        description="local target, webIdentity: the S3 bucket raykube creates to publish the kubeadm cluster's service-account issuer "
+        "(its discovery document and JWKS, public-read on those two objects only); the issuer is https://<issuerBucket>.s3.<region>.amazonaws.com",
+    )
     token_expiration_seconds: int = Field(
         default=3600, ge=600, le=86400, description="webIdentity: lifetime of the pods' projected token (the kubelet renews it at 80%)"
     )
@@ -49,6 +55,14 @@ class AwsAccessSettings(Model):
     def _bucket_name(cls, bucket: Optional[str]) -> Optional[str]:
         if bucket is not None and not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", bucket):
             raise ValueError(f"{bucket!r} is not an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
+        return bucket
+
+    @field_validator("issuer_bucket")
+    @classmethod
+    def _issuer_bucket_name(cls, bucket: Optional[str]) -> Optional[str]:
+        # The issuer URL is virtual-hosted (https://<bucket>.s3...): a dot would break its TLS name.
+        if bucket is not None and not re.match(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", bucket):
+            raise ValueError(f"{bucket!r} is not an issuer bucket name (3-63 lowercase letters, digits, '-'; no '.', which breaks the issuer's https name)")
         return bucket
 
     @field_validator("role_arn", "oidc_provider_arn")
@@ -104,14 +118,19 @@ class AwsAccessSettings(Model):
             raise ValueError("__trustedPrincipals__ name who may assume the created role, or give roleArn")
         if self.mode == "irsa" and not self.role_arn and not (self.oidc_provider_arn and self.oidc_issuer):
             raise ValueError("__oidcProviderArn__ irsa mode needs oidcProviderArn and oidcIssuer of the EKS cluster")
-        if self.mode == "webIdentity" and not self.oidc_issuer:
-            raise ValueError(
-                "__oidcIssuer__ webIdentity needs the cluster's service-account issuer, as AWS reaches it "
-                "(EKS: oidc.eks.<region>.amazonaws.com/id/<id>; GKE: container.googleapis.com/v1/projects/<p>/locations/<l>/clusters/<c>; "
-                "AKS: the cluster's oidcIssuerProfile.issuerUrl)"
-            )
+        if self.issuer_bucket and self.mode != "webIdentity":
+            raise ValueError(f"__issuerBucket__ publishes the issuer for mode webIdentity; this stack's mode is {self.mode}")
+        if self.issuer_bucket and self.oidc_issuer:
+            raise ValueError("__oidcIssuer__ give oidcIssuer or issuerBucket, not both: with issuerBucket the issuer is the one raykube publishes")
         return self
 
+
+    @property
+    def effective_oidc_issuer(self) -> Optional[str]:
+        """The issuer AWS trusts, host/path: the stack's oidcIssuer, or the one raykube publishes to issuerBucket."""
+        if self.issuer_bucket:
+            return published_issuer(self.issuer_bucket, self.effective_region or "us-east-1")
+        return self.oidc_issuer
 
     @property
     def effective_region(self) -> Optional[str]:

@@ -101,11 +101,25 @@ class Settings(Model):
         if aws.mode == "irsa" and target is not None and target != "eks":
             raise ValueError(f"__mode__ irsa needs the eks target (this stack's target is {target})")
         if profile is not None and aws.mode not in profile.aws_access_modes:
-            # The local kubeadm cluster's issuer (https://kubernetes.default.svc) is not reachable by AWS.
-            raise ValueError(
-                f"__mode__ {aws.mode} is not available on {profile.title} (there: {', '.join(profile.aws_access_modes)}): "
-                "AWS cannot reach a kubeadm cluster's service-account issuer; use mode secret"
-            )
+            raise ValueError(f"__mode__ {aws.mode} is not available on {profile.title} (there: {', '.join(profile.aws_access_modes)})")
+        if profile is not None and aws.mode == "webIdentity":
+            # A kubeadm cluster's own issuer (https://kubernetes.default.svc.cluster.local) is not reachable by AWS:
+            # raykube sets one it publishes. A managed cluster's issuer is the cloud's, already public.
+            if profile.kubeadm_config and aws.oidc_issuer:
+                raise ValueError(f"__oidcIssuer__ on {profile.title} the issuer is the one raykube publishes: remove oidcIssuer, set issuerBucket")
+            if profile.kubeadm_config and not aws.issuer_bucket:
+                raise ValueError(
+                    f"__issuerBucket__ webIdentity on {profile.title} needs a bucket to publish the cluster's issuer in "
+                    "(AWS cannot reach https://kubernetes.default.svc.cluster.local): name one raykube may create"
+                )
+            if not profile.kubeadm_config and aws.issuer_bucket:
+                raise ValueError(f"__issuerBucket__ {profile.title}'s issuer is the cloud's, already public: set oidcIssuer instead")
+            if not profile.kubeadm_config and not aws.oidc_issuer:
+                raise ValueError(
+                    "__oidcIssuer__ webIdentity needs the cluster's service-account issuer, as AWS reaches it "
+                    "(EKS: oidc.eks.<region>.amazonaws.com/id/<id>; GKE: container.googleapis.com/v1/projects/<p>/locations/<l>/clusters/<c>; "
+                    "AKS: the cluster's oidcIssuerProfile.issuerUrl)"
+                )
         return aws
 
     @field_validator("network_policies")
@@ -144,6 +158,17 @@ class Settings(Model):
             # A Ray namespace denies every ingress but Ray's: Prometheus and Grafana would be cut off.
             raise ValueError(
                 f"__observability.namespace__ {observability.namespace!r} is a Ray namespace (its NetworkPolicies let only Ray in): use a namespace of its own"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _published_issuer_keeps_the_clusters_tokens(self) -> "Settings":
+        if self.aws_access.issuer_bucket and self.profile.kubeadm_config and version_tuple(self.kubernetes_version) < (1, 31):
+            # kubeadm's v1beta3 extraArgs are a map: the old issuer cannot stay accepted beside the published one,
+            # and every token the cluster has handed out would stop working.
+            raise ValueError(
+                f"__kubernetesVersion__ awsAccess.issuerBucket needs Kubernetes 1.31 or later (kubeadm v1beta4 lists the old issuer "
+                f"beside the published one, so the cluster's tokens stay valid); this stack has {self.kubernetes_version}"
             )
         return self
 

@@ -85,6 +85,20 @@ def create_program_role(iam, name: str, bucket: str, principals: list[str]) -> s
     return role["Arn"]
 
 
+def role_of_run(moto: "MotoServer", run, name: str, bucket: str, key: str, body: bytes) -> str:
+    """The program's one role (its trust and bucket policy, as `pulumi up` creates them) made in moto,
+    and an object in the bucket for it to read; returns the role's ARN."""
+    iam, s3 = moto.admin_client("iam"), moto.admin_client("s3")
+    if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    (role,) = run.of_type("aws:iam/role:Role")
+    (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
+    created = iam.create_role(RoleName=name, AssumeRolePolicyDocument=role.inputs["assumeRolePolicy"])["Role"]
+    iam.put_role_policy(RoleName=name, PolicyName="bucket", PolicyDocument=policy.inputs["policy"])
+    return created["Arn"]
+
+
 class SigningStsRelay:
     """AWS takes AssumeRoleWithWebIdentity unsigned (the token is the proof), and botocore sends it
     so; moto with IAM enforced fails every unsigned request (a 500: it reads the Authorization
@@ -100,11 +114,14 @@ class SigningStsRelay:
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials
 
+        import uuid
+
         iam = moto.admin_client("iam")
-        iam.create_user(UserName="sts-web-identity-relay")
-        iam.put_user_policy(UserName="sts-web-identity-relay", PolicyName="web-identity", PolicyDocument=json.dumps(
+        user = f"sts-web-identity-relay-{uuid.uuid4().hex[:8]}"  # one per relay: several tests share the session's moto
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="web-identity", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity", "Resource": "*"}]}))
-        key = iam.create_access_key(UserName="sts-web-identity-relay")["AccessKey"]
+        key = iam.create_access_key(UserName=user)["AccessKey"]
         signer = SigV4Auth(Credentials(key["AccessKeyId"], key["SecretAccessKey"]), "sts", "us-east-1")
 
         class Relay(BaseHTTPRequestHandler):
