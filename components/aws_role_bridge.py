@@ -18,8 +18,6 @@ credentials without a restart. The credentials stay Pulumi secrets end to
 end; only the role and the expiry are plain.
 """
 
-import json
-from datetime import datetime, timezone
 from typing import Any, Optional, Sequence, Required, TypedDict
 
 import pulumi
@@ -27,12 +25,9 @@ import pulumi_kubernetes as k8s
 
 from components.assumed_role_credentials import AssumedRoleCredentials
 from components.args import check_args, component_label
+# The Secret's format has one home, which the in-cluster renewer ships too (stdlib only).
+from components.credentials_secret import CONFIG_KEY, DEFAULT_MOUNT_PATH, EXPIRES_ANNOTATION, SECRET_KEYS, secret_data
 
-EXPIRES_ANNOTATION = "raykube.io/credentials-expire-at"
-CREDENTIALS_KEY = "credential-process.json"
-CONFIG_KEY = "config"
-SECRET_KEYS = (CONFIG_KEY, CREDENTIALS_KEY)
-DEFAULT_MOUNT_PATH = "/etc/aws"
 SECRET_LABELS = {"app.kubernetes.io/managed-by": "raykube", "app.kubernetes.io/component": "aws-credentials"}
 
 
@@ -61,41 +56,6 @@ class AwsRoleBridgeArgs(TypedDict, total=False):
     """AWS endpoint override (default none)."""
     bucket: Optional[pulumi.Input[str]]
     """check at `pulumi up` that this bucket exists (default none)."""
-
-
-def aws_config_file(mount_path: str, region: str) -> str:
-    """The AWS config file Ray containers read (AWS_CONFIG_FILE)."""
-    return (
-        "[default]\n"
-        f"region = {region}\n"
-        # `cat` of the mounted file: no script, no interpreter, in every Ray image.
-        f"credential_process = cat {mount_path.rstrip('/')}/{CREDENTIALS_KEY}\n"
-    )
-
-
-def credential_process_json(access_key_id: str, secret_access_key: str, session_token: str, expiration: str) -> str:
-    """What a `credential_process` prints (Version 1, with Expiration: refreshable)."""
-    expires = datetime.fromisoformat(expiration.replace("Z", "+00:00")).astimezone(timezone.utc)
-    return json.dumps(
-        {
-            "Version": 1,
-            "AccessKeyId": access_key_id,
-            "SecretAccessKey": secret_access_key,
-            "SessionToken": session_token,
-            "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-        indent=2,
-    )
-
-
-def secret_data(credentials: dict[str, Any], region: str, mount_path: str = DEFAULT_MOUNT_PATH) -> dict[str, str]:
-    """The Secret's keys, from assume_role's outputs (access_key_id, ..., expiration)."""
-    return {
-        CONFIG_KEY: aws_config_file(mount_path, region),
-        CREDENTIALS_KEY: credential_process_json(
-            credentials["access_key_id"], credentials["secret_access_key"], credentials["session_token"], credentials["expiration"]
-        ),
-    }
 
 
 def ray_container_env(region: str, mount_path: str = DEFAULT_MOUNT_PATH) -> dict[str, str]:

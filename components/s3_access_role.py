@@ -49,6 +49,11 @@ def irsa_trust_policy(oidc_provider_arn: str, oidc_issuer: str, subjects: Sequen
     }
 
 
+def merged_trust(*policies: dict[str, Any]) -> dict[str, Any]:
+    """One trust policy allowing what any of `policies` allows."""
+    return {"Version": "2012-10-17", "Statement": [statement for policy in policies for statement in policy["Statement"]]}
+
+
 class S3AccessRoleArgs(TypedDict, total=False):
     """Arguments of S3AccessRole (plain values)."""
 

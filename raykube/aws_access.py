@@ -18,9 +18,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws_role_bridge import AwsRoleBridge, ray_injection
+from components.credentials_renewer import DEFAULT_SERVICE_ACCOUNT, CredentialsRenewer
 from components.published_oidc_issuer import PublishedOidcIssuer
 from components.ray_pod import TOKEN_FILE
-from components.s3_access_role import S3AccessRole, assume_role_trust_policy, irsa_trust_policy
+from components.s3_access_role import S3AccessRole, assume_role_trust_policy, irsa_trust_policy, merged_trust
 from raykube.cluster_issuer import issuer_documents
 from raykube.settings import Settings
 
@@ -60,15 +61,49 @@ def host_renewal_warning(settings: Settings) -> str:
     """What `pulumi up` says of a secret-mode stack: nothing in the cluster renews its credentials."""
     access = settings.aws_access
     hours = access.session_duration_seconds / 3600
+    where = "issuerBucket" if settings.profile.kubeadm_config else "oidcIssuer"
     instead = (
-        "awsAccess.mode webIdentity needs no renewal at all"
-        + (" (with awsAccess.issuerBucket, where raykube publishes this kubeadm cluster's issuer for AWS)" if settings.profile.kubeadm_config else "")
+        f"with the cluster's issuer in awsAccess.{where}, a CronJob in the cluster renews them (renewal: cluster), "
+        "and awsAccess.mode webIdentity needs no renewal at all"
     )
     return (
         f"awsAccess.mode secret: the Secrets' credentials last {hours:g} h and only `pulumi up` or "
         "`raykube credentials renew` renews them: run the renewal from a system timer (README: AWS credentials in running Ray pods); "
         + instead
     )
+
+
+def credentials_renewer(settings: Settings, role_arn: Any, subject: str, k8s_opts: pulumi.ResourceOptions,
+                        after: list[pulumi.Resource]) -> dict[str, Any]:
+    """secret mode with an issuer AWS trusts: the CronJob that renews the Secrets, in a namespace of its own."""
+    access = settings.aws_access
+    namespace = k8s.core.v1.Namespace(
+        f"namespace-{access.renewer_namespace}",
+        metadata={"name": access.renewer_namespace, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
+                                                                "app.kubernetes.io/managed-by": "raykube"}},
+        opts=k8s_opts,
+    )
+    renewer = CredentialsRenewer(
+        "credentials-renewer",
+        {
+            "namespace": access.renewer_namespace,
+            "role_arn": role_arn,
+            "region": access.effective_region,
+            "ray_namespaces": settings.namespaces,
+            # The stack's pinned Ray image: already pulled on the nodes, and it has python3.
+            "image": settings.ray_clusters[0].pinned_image,
+            "secret_name": access.secret_name,
+            "mount_path": access.mount_path,
+            "session_name": f"{session_name(pulumi.get_stack())}-renewer",
+            "duration_seconds": access.session_duration_seconds,
+            "interval_minutes": access.renewal_interval_minutes,
+            "token_expiration_seconds": access.token_expiration_seconds,
+            "sts_endpoint_url": access.endpoint_url,
+        },
+        # After the Secrets exist: the first run patches them.
+        opts=pulumi.ResourceOptions(providers=[k8s_opts.provider], depends_on=[namespace, *after]),
+    )
+    return {"cronJob": pulumi.Output.concat(access.renewer_namespace, "/", renewer.cron_job_name), "schedule": renewer.schedule, "subject": subject}
 
 
 @dataclass
@@ -115,18 +150,22 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
         )
         outputs["serviceAccountIssuer"] = published.issuer_url
         provider_opts = pulumi.ResourceOptions.merge(aws_opts, pulumi.ResourceOptions(depends_on=[published]))
-    if access.mode == "webIdentity" and not provider_arn and not role_arn:
+    # secret mode, renewed in the cluster: the renewer's ServiceAccount assumes the role through the issuer.
+    in_cluster_renewal = access.mode == "secret" and access.effective_renewal == "cluster"
+    renewer_subject = f"system:serviceaccount:{access.renewer_namespace}:{DEFAULT_SERVICE_ACCOUNT}"
+    if (access.mode == "webIdentity" or in_cluster_renewal) and not provider_arn and not role_arn:
         # IAM trusts the cluster's issuer for tokens meant for STS (its keys fetched from the issuer's JWKS).
         provider = aws.iam.OpenIdConnectProvider(
             "ray-oidc-provider", url=f"https://{issuer}", client_id_lists=[WEB_IDENTITY_AUDIENCE], opts=provider_opts
         )
         provider_arn = provider.arn
     if not role_arn:
-        trust = (
-            irsa_trust_policy(provider_arn, issuer, subjects)
-            if access.mode in ("irsa", "webIdentity")
-            else assume_role_trust_policy(access.trusted_principals, access.external_id)
-        )
+        if access.mode in ("irsa", "webIdentity"):
+            trust = irsa_trust_policy(provider_arn, issuer, subjects)
+        else:
+            trust = assume_role_trust_policy(access.trusted_principals, access.external_id)
+            if in_cluster_renewal:
+                trust = merged_trust(trust, irsa_trust_policy(provider_arn, issuer, [renewer_subject]))
         role = S3AccessRole(
             "ray-s3",
             {
@@ -190,6 +229,9 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
         ),
     )
     outputs["awsCredentialsExpiration"] = bridge.expiration
-    pulumi.log.warn(host_renewal_warning(settings))
+    if in_cluster_renewal:
+        outputs["credentialsRenewer"] = credentials_renewer(settings, role_arn, renewer_subject, k8s_opts, [bridge])
+    else:
+        pulumi.log.warn(host_renewal_warning(settings))
     injection = ray_injection(access.secret_name, region, access.mount_path)
     return RayAwsAccess(injection=injection, depends_on=[bridge], aws_opts=aws_opts)

@@ -52,7 +52,8 @@ def published_documents(access) -> Optional[IssuerDocuments]:
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
-    s3 = boto3.client(
+    # A session of its own: the deployer's credentials as they are now, not as boto3's default session cached them.
+    s3 = boto3.session.Session().client(
         "s3", region_name=access.effective_region, endpoint_url=access.endpoint_url,
         config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2}, s3={"addressing_style": "path"} if access.endpoint_url else None),
     )
@@ -84,6 +85,6 @@ def issuer_documents(settings) -> IssuerLookup:
         return IssuerLookup(published, f"awsAccess.issuerBucket: {why}; the documents already in s3://{access.issuer_bucket} stay as they are")
     return IssuerLookup(
         None,
-        f"awsAccess.issuerBucket: {why}; nothing is published yet, so AWS refuses the Ray pods' tokens until the `pulumi up` "
+        f"awsAccess.issuerBucket: {why}; nothing is published yet, so AWS refuses the cluster's tokens (the Ray pods', the credentials renewer's) until the `pulumi up` "
         "after `kubeadm init` publishes the cluster's discovery document and JWKS",
     )

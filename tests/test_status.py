@@ -84,7 +84,7 @@ def test_the_operator_dashboard_charts_what_the_real_operator_exports(namespace_
 def test_status_shows_each_namespaces_operator_credentials_and_jobs_and_fails_on_what_is_broken(namespace_up, tmp_path):
     from kubernetes import client
 
-    from components.aws_role_bridge import CREDENTIALS_KEY, EXPIRES_ANNOTATION
+    from components.credentials_secret import CREDENTIALS_KEY, EXPIRES_ANNOTATION
 
     sim, config, namespace = namespace_up["sim"], namespace_up["config"], namespace_up["namespace"]
     code, out, err = status(sim, config, tmp_path)

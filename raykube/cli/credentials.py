@@ -76,7 +76,7 @@ def renew(stack_file, given_role_arn: Optional[str] = None) -> str:
     from kubernetes.client.rest import ApiException
 
     from components.assumed_role_credentials import AssumeRoleError, assume_role
-    from components.aws_role_bridge import EXPIRES_ANNOTATION, secret_data
+    from components.credentials_secret import EXPIRES_ANNOTATION, secret_data
     from raykube.aws_access import session_name
 
     settings, access, core = _secret_mode_stack(stack_file)
@@ -115,7 +115,7 @@ def renew(stack_file, given_role_arn: Optional[str] = None) -> str:
 
 def secret_expiry(secret) -> Optional[datetime]:
     """The Expiration inside the credentials file (the truth), else the annotation."""
-    from components.aws_role_bridge import CREDENTIALS_KEY, EXPIRES_ANNOTATION
+    from components.credentials_secret import CREDENTIALS_KEY, EXPIRES_ANNOTATION
 
     text = None
     if secret.data and CREDENTIALS_KEY in secret.data:
@@ -132,6 +132,7 @@ def status(stack_file, now: Optional[datetime] = None) -> tuple[list[str], bool]
     now = now or datetime.now(timezone.utc)
     window = timedelta(seconds=access.renew_before_seconds)
     lines, healthy = [], True
+    issued: list[datetime] = []
     for namespace in settings.namespaces:
         try:
             with reaching(core):
@@ -151,7 +152,46 @@ def status(stack_file, now: Optional[datetime] = None) -> tuple[list[str], bool]
             lines.append(f"{namespace}: WARNING expires at {expiry.isoformat()} (in {_minutes(expiry - now)}), inside the renew window: renew now")
         else:
             lines.append(f"{namespace}: ok, expires at {expiry.isoformat()} (in {_minutes(expiry - now)})")
-    return lines, healthy
+        if expiry is not None:
+            issued.append(expiry - timedelta(seconds=access.session_duration_seconds))
+    renewal, renewal_healthy = renewal_status(settings, core.api_client, max(issued, default=None), now)
+    return [*lines, renewal], healthy and renewal_healthy
+
+
+def next_slot(interval_minutes: int, now: datetime) -> datetime:
+    """The next run of a `*/interval` CronJob (interval divides 60) strictly after `now`."""
+    slot = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    while slot.minute % interval_minutes:
+        slot += timedelta(minutes=1)
+    return slot
+
+
+def renewal_status(settings, api_client, last_issued: Optional[datetime], now: datetime) -> tuple[str, bool]:
+    """Who renews the credentials, when they last were and when they next will be."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    access = settings.aws_access
+    last = f"last renewal {last_issued.strftime('%H:%M')} UTC ({_minutes(now - last_issued)} ago)" if last_issued else "no renewal yet"
+    if access.effective_renewal != "cluster":
+        return (f"renewal: by a host (`pulumi up`, or `raykube credentials renew` on a system timer: README); {last}", True)
+    where = f"{access.renewer_namespace}/credentials-renewer"
+    try:
+        with reaching(api_client):
+            cron_job = client.BatchV1Api(api_client).read_namespaced_cron_job("credentials-renewer", access.renewer_namespace)
+    except ApiException as error:
+        return (f"renewal: MISSING CronJob {where} ({error.status} {error.reason}): run `pulumi up`", False)
+    interval = access.renewal_interval_minutes
+    upcoming = next_slot(interval, now).strftime("%H:%M")
+    line = f"renewal: in the cluster, CronJob {where} every {interval} min; {last}; next {upcoming} UTC"
+    succeeded = cron_job.status.last_successful_time if cron_job.status else None
+    if cron_job.spec.suspend:
+        return (f"{line}; WARNING the CronJob is suspended", True)
+    # Two missed slots (and a few minutes for the run itself): the renewer is failing.
+    if succeeded is None or now - succeeded > timedelta(minutes=2 * interval + 5):
+        since = f"since {succeeded.strftime('%H:%M')} UTC" if succeeded else "yet"
+        line += f"; WARNING its Jobs have not succeeded {since}: `kubectl -n {access.renewer_namespace} logs job/<newest credentials-renewer job>`"
+    return (line, True)
 
 
 def _minutes(delta: timedelta) -> str:

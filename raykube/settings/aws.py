@@ -7,7 +7,9 @@ from typing import Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from components.credentials_renewer import INTERVALS
 from components.published_oidc_issuer import published_issuer
+from raykube.settings.network_policies import namespace_name
 from raykube.settings.model import Model
 
 
@@ -46,6 +48,14 @@ class AwsAccessSettings(Model):
         description="local target, webIdentity: the S3 bucket raykube creates to publish the kubeadm cluster's service-account issuer "
         "(its discovery document and JWKS, public-read on those two objects only); the issuer is https://<issuerBucket>.s3.<region>.amazonaws.com",
     )
+    renewal: Optional[Literal["cluster", "host"]] = Field(
+        default=None,
+        description="secret mode: who renews the Secrets' credentials. cluster: a CronJob in renewerNamespace, through web identity "
+        "(the default when AWS can reach the cluster's issuer: oidcIssuer, or issuerBucket on local); host: `pulumi up` or "
+        "`raykube credentials renew` on a system timer (the default otherwise)",
+    )
+    renewal_interval_minutes: int = Field(default=20, description="renewal cluster: minutes between renewals (5, 10, 15, 20, 30 or 60)")
+    renewer_namespace: str = Field(default="raykube-credentials", description="renewal cluster: the renewer's own namespace")
     token_expiration_seconds: int = Field(
         default=3600, ge=600, le=86400, description="webIdentity: lifetime of the pods' projected token (the kubelet renews it at 80%)"
     )
@@ -64,6 +74,18 @@ class AwsAccessSettings(Model):
         if bucket is not None and not re.match(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", bucket):
             raise ValueError(f"{bucket!r} is not an issuer bucket name (3-63 lowercase letters, digits, '-'; no '.', which breaks the issuer's https name)")
         return bucket
+
+    @field_validator("renewal_interval_minutes")
+    @classmethod
+    def _interval(cls, minutes: int) -> int:
+        if minutes not in INTERVALS:
+            raise ValueError(f"must be one of {', '.join(map(str, INTERVALS))} (runs evenly spaced across the hour), got {minutes}")
+        return minutes
+
+    @field_validator("renewer_namespace")
+    @classmethod
+    def _renewer_namespace(cls, namespace: str) -> str:
+        return namespace_name(namespace)
 
     @field_validator("role_arn", "oidc_provider_arn")
     @classmethod
@@ -114,16 +136,35 @@ class AwsAccessSettings(Model):
             raise ValueError(f"__region__ awsAccess.mode {self.mode} needs a region (set it here, or AWS_REGION)")
         if not self.bucket:
             raise ValueError(f"__bucket__ awsAccess.mode {self.mode} needs the S3 bucket name")
+        if self.issuer_bucket and self.mode not in ("webIdentity", "secret"):
+            raise ValueError(f"__issuerBucket__ publishes the issuer for mode webIdentity or secret's in-cluster renewal; this stack's mode is {self.mode}")
         if self.mode == "secret" and not self.role_arn and not self.trusted_principals:
             raise ValueError("__trustedPrincipals__ name who may assume the created role, or give roleArn")
         if self.mode == "irsa" and not self.role_arn and not (self.oidc_provider_arn and self.oidc_issuer):
             raise ValueError("__oidcProviderArn__ irsa mode needs oidcProviderArn and oidcIssuer of the EKS cluster")
-        if self.issuer_bucket and self.mode != "webIdentity":
-            raise ValueError(f"__issuerBucket__ publishes the issuer for mode webIdentity; this stack's mode is {self.mode}")
+        if self.renewal is not None and self.mode != "secret":
+            raise ValueError(f"__renewal__ only mode secret has credentials to renew; this stack's mode is {self.mode}")
+        if self.renewal == "cluster" and not (self.oidc_issuer or self.issuer_bucket):
+            raise ValueError(
+                "__renewal__ the in-cluster renewer assumes the role through the cluster's issuer: set oidcIssuer (EKS, GKE, AKS) "
+                "or issuerBucket (local kubeadm), or use renewal: host"
+            )
+        if self.mode == "secret" and self.effective_renewal == "cluster" and self.session_duration_seconds < 2 * 60 * self.renewal_interval_minutes:
+            raise ValueError(
+                f"__renewalIntervalMinutes__ one failed renewal must not let the credentials expire: at most half of "
+                f"sessionDurationSeconds ({self.session_duration_seconds} s), got {self.renewal_interval_minutes} min"
+            )
         if self.issuer_bucket and self.oidc_issuer:
             raise ValueError("__oidcIssuer__ give oidcIssuer or issuerBucket, not both: with issuerBucket the issuer is the one raykube publishes")
         return self
 
+
+    @property
+    def effective_renewal(self) -> str:
+        """secret mode: cluster when AWS can reach the cluster's issuer (so the renewer needs no key), else host."""
+        if self.renewal:
+            return self.renewal
+        return "cluster" if (self.oidc_issuer or self.issuer_bucket) else "host"
 
     @property
     def effective_oidc_issuer(self) -> Optional[str]:

@@ -102,18 +102,18 @@ class Settings(Model):
             raise ValueError(f"__mode__ irsa needs the eks target (this stack's target is {target})")
         if profile is not None and aws.mode not in profile.aws_access_modes:
             raise ValueError(f"__mode__ {aws.mode} is not available on {profile.title} (there: {', '.join(profile.aws_access_modes)})")
+        # A kubeadm cluster's own issuer (https://kubernetes.default.svc.cluster.local) is not reachable by AWS:
+        # raykube sets one it publishes. A managed cluster's issuer is the cloud's, already public.
+        if profile is not None and profile.kubeadm_config and aws.oidc_issuer:
+            raise ValueError(f"__oidcIssuer__ on {profile.title} the issuer is the one raykube publishes: remove oidcIssuer, set issuerBucket")
+        if profile is not None and not profile.kubeadm_config and aws.issuer_bucket:
+            raise ValueError(f"__issuerBucket__ {profile.title}'s issuer is the cloud's, already public: set oidcIssuer instead")
         if profile is not None and aws.mode == "webIdentity":
-            # A kubeadm cluster's own issuer (https://kubernetes.default.svc.cluster.local) is not reachable by AWS:
-            # raykube sets one it publishes. A managed cluster's issuer is the cloud's, already public.
-            if profile.kubeadm_config and aws.oidc_issuer:
-                raise ValueError(f"__oidcIssuer__ on {profile.title} the issuer is the one raykube publishes: remove oidcIssuer, set issuerBucket")
             if profile.kubeadm_config and not aws.issuer_bucket:
                 raise ValueError(
                     f"__issuerBucket__ webIdentity on {profile.title} needs a bucket to publish the cluster's issuer in "
                     "(AWS cannot reach https://kubernetes.default.svc.cluster.local): name one raykube may create"
                 )
-            if not profile.kubeadm_config and aws.issuer_bucket:
-                raise ValueError(f"__issuerBucket__ {profile.title}'s issuer is the cloud's, already public: set oidcIssuer instead")
             if not profile.kubeadm_config and not aws.oidc_issuer:
                 raise ValueError(
                     "__oidcIssuer__ webIdentity needs the cluster's service-account issuer, as AWS reaches it "
@@ -159,6 +159,14 @@ class Settings(Model):
             raise ValueError(
                 f"__observability.namespace__ {observability.namespace!r} is a Ray namespace (its NetworkPolicies let only Ray in): use a namespace of its own"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _renewer_namespace_is_its_own(self) -> "Settings":
+        access = self.aws_access
+        if access.mode == "secret" and access.effective_renewal == "cluster" and access.renewer_namespace in self.namespaces:
+            # A Ray namespace denies all egress but DNS and Ray's own: the renewer could reach neither STS nor the API.
+            raise ValueError(f"__awsAccess.renewerNamespace__ {access.renewer_namespace!r} is a Ray namespace: use a namespace of its own")
         return self
 
     @model_validator(mode="after")
