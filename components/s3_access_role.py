@@ -49,6 +49,31 @@ def irsa_trust_policy(oidc_provider_arn: str, oidc_issuer: str, subjects: Sequen
     }
 
 
+POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+
+
+def pod_identity_trust_policy(cluster_name: str, namespaces: Sequence[str], service_account: str) -> dict[str, Any]:
+    """EKS Pod Identity: the agent assumes the role for a pod, tagging the session with the pod's cluster,
+    namespace and service account; the trust takes only those of the Ray service accounts in this cluster."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {
+                    "StringEquals": {
+                        "aws:RequestTag/eks-cluster-name": cluster_name,
+                        "aws:RequestTag/kubernetes-service-account": service_account,
+                        "aws:RequestTag/kubernetes-namespace": sorted(namespaces) if len(namespaces) > 1 else namespaces[0],
+                    }
+                },
+            }
+        ],
+    }
+
+
 def merged_trust(*policies: dict[str, Any]) -> dict[str, Any]:
     """One trust policy allowing what any of `policies` allows."""
     return {"Version": "2012-10-17", "Statement": [statement for policy in policies for statement in policy["Statement"]]}

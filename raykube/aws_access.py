@@ -21,7 +21,9 @@ from components.aws_role_bridge import AwsRoleBridge, ray_injection
 from components.credentials_renewer import DEFAULT_SERVICE_ACCOUNT, CredentialsRenewer
 from components.published_oidc_issuer import PublishedOidcIssuer
 from components.ray_pod import TOKEN_FILE
-from components.s3_access_role import S3AccessRole, assume_role_trust_policy, irsa_trust_policy, merged_trust
+from components.s3_access_role import (
+    S3AccessRole, assume_role_trust_policy, irsa_trust_policy, merged_trust, pod_identity_trust_policy,
+)
 from raykube.cluster_issuer import issuer_documents
 from raykube.settings import Settings
 
@@ -162,6 +164,8 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
     if not role_arn:
         if access.mode in ("irsa", "webIdentity"):
             trust = irsa_trust_policy(provider_arn, issuer, subjects)
+        elif access.mode == "podIdentity":
+            trust = pod_identity_trust_policy(access.eks_cluster_name, settings.namespaces, access.service_account_name)
         else:
             trust = assume_role_trust_policy(access.trusted_principals, access.external_id)
             if in_cluster_renewal:
@@ -195,6 +199,32 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
         # The pods start once the role they assume exists.
         return RayAwsAccess(injection=injection, service_account=access.service_account_name,
                             depends_on=[*accounts, *([role] if role else [])], aws_opts=aws_opts)
+    if access.mode == "podIdentity":
+        accounts = [
+            k8s.core.v1.ServiceAccount(
+                f"ray-s3-serviceaccount-{namespace}",
+                metadata={"name": access.service_account_name, "namespace": namespace},
+                # EKS's webhook adds its own projected token for the agent; no API token in the pods.
+                automount_service_account_token=False,
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace]])),
+            )
+            for namespace in settings.namespaces
+        ]
+        associations = [
+            aws.eks.PodIdentityAssociation(
+                f"ray-s3-pod-identity-{namespace}",
+                cluster_name=access.eks_cluster_name,
+                namespace=namespace,
+                service_account=access.service_account_name,
+                role_arn=role_arn,
+                opts=aws_opts,
+            )
+            for namespace in settings.namespaces
+        ]
+        # The webhook injects AWS_CONTAINER_CREDENTIALS_FULL_URI and its token only into pods created after the association.
+        injection = {"env": {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}}
+        return RayAwsAccess(injection=injection, service_account=access.service_account_name,
+                            depends_on=[*accounts, *associations], aws_opts=aws_opts)
     if access.mode == "irsa":
         accounts = [
             k8s.core.v1.ServiceAccount(

@@ -50,6 +50,9 @@ def credentials_status(settings, client, namespace: str, now: Optional[datetime]
     if access.mode == "webIdentity":
         return {"mode": "webIdentity", "ready": True,
                 "state": f"the pods' own tokens (service account {access.service_account_name}), renewed by the kubelet: nothing expires"}
+    if access.mode == "podIdentity":
+        return {"mode": "podIdentity", "ready": True,
+                "state": f"EKS Pod Identity for service account {access.service_account_name} in cluster {access.eks_cluster_name}: nothing expires"}
     now = now or datetime.now(timezone.utc)
     try:
         secret = k8s.CoreV1Api(client).read_namespaced_secret(access.secret_name, namespace)

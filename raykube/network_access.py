@@ -95,6 +95,14 @@ def head_egress(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
+# awsAccess.mode podIdentity: the AWS SDKs fetch credentials from the EKS Pod Identity Agent, a
+# host-network DaemonSet on every node, at these link-local addresses (IPv4 and IPv6), over HTTP.
+POD_IDENTITY_AGENT_EGRESS: dict[str, Any] = {
+    "to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}, {"ipBlock": {"cidr": "fd00:ec2::23/128"}}],
+    "ports": [{"protocol": "TCP", "port": 80}],
+}
+
+
 def network_policy_args(settings: Settings, namespace: str) -> dict[str, Any]:
     """RayNetworkPoliciesArgs of one Ray namespace."""
     policies = settings.network_policies
@@ -106,7 +114,8 @@ def network_policy_args(settings: Settings, namespace: str) -> dict[str, Any]:
         "api_server_ports": list(policies.api_server_ports),
         "https_egress": https_egress(settings, namespace),
         "https_egress_cidrs": list(policies.https_egress_cidrs),
-        "extra_egress": [dict(rule) for rule in policies.extra_egress],
+        "extra_egress": [*([POD_IDENTITY_AGENT_EGRESS] if settings.aws_access.mode == "podIdentity" else []),
+                         *(dict(rule) for rule in policies.extra_egress)],
         "head_egress": head_egress(settings),
     }
     if policies.dns is not None:

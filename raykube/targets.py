@@ -31,7 +31,7 @@ class TargetProfile:
 TARGETS: dict[str, TargetProfile] = {
     # local: webIdentity through the issuer raykube publishes (awsAccess.issuerBucket).
     "local": TargetProfile("local", "local kubeadm", True, True, True, True, ("none", "secret", "webIdentity")),
-    "eks": TargetProfile("eks", "EKS", False, False, True, False, ("none", "secret", "irsa", "webIdentity")),
+    "eks": TargetProfile("eks", "EKS", False, False, True, False, ("none", "secret", "irsa", "webIdentity", "podIdentity")),
     "aks": TargetProfile("aks", "AKS", False, False, False, False, ("none", "secret", "webIdentity")),
     "gke": TargetProfile("gke", "GKE", False, False, False, False, ("none", "secret", "webIdentity")),
 }

@@ -16,11 +16,13 @@ from raykube.settings.model import Model
 class AwsAccessSettings(Model):
     """AWS access for Ray jobs (S3)."""
 
-    mode: Literal["none", "secret", "irsa", "webIdentity"] = Field(
+    mode: Literal["none", "secret", "irsa", "webIdentity", "podIdentity"] = Field(
         default="none",
         description="secret: assumed-role credentials in a Secret; irsa: EKS service account, no Secret; "
-        "webIdentity: the pods' own projected ServiceAccount tokens, exchanged with STS (any cluster whose issuer AWS can reach)",
+        "webIdentity: the pods' own projected ServiceAccount tokens, exchanged with STS (any cluster whose issuer AWS can reach); "
+        "podIdentity: EKS Pod Identity associations (the cluster's eks-pod-identity-agent add-on hands out the credentials)",
     )
+    eks_cluster_name: Optional[str] = Field(default=None, description="podIdentity: the EKS cluster the associations belong to")
     region: Optional[str] = Field(default=None, description="AWS region (or AWS_REGION in the environment)")
     bucket: Optional[str] = Field(default=None, description="the S3 bucket Ray jobs read and write")
     create_bucket: bool = Field(default=False, description="create the bucket")
@@ -142,6 +144,10 @@ class AwsAccessSettings(Model):
             raise ValueError("__trustedPrincipals__ name who may assume the created role, or give roleArn")
         if self.mode == "irsa" and not self.role_arn and not (self.oidc_provider_arn and self.oidc_issuer):
             raise ValueError("__oidcProviderArn__ irsa mode needs oidcProviderArn and oidcIssuer of the EKS cluster")
+        if self.mode == "podIdentity" and not self.eks_cluster_name:
+            raise ValueError("__eksClusterName__ podIdentity associates the Ray service accounts with the role in one EKS cluster: name it")
+        if self.eks_cluster_name and self.mode != "podIdentity":
+            raise ValueError(f"__eksClusterName__ is used by mode podIdentity only; this stack's mode is {self.mode}")
         if self.renewal is not None and self.mode != "secret":
             raise ValueError(f"__renewal__ only mode secret has credentials to renew; this stack's mode is {self.mode}")
         if self.renewal == "cluster" and not (self.oidc_issuer or self.issuer_bucket):
