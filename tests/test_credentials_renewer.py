@@ -46,9 +46,10 @@ def objects(run, kind: str) -> list[dict]:
 @pytest.mark.parametrize("stack", ["local", "gke", "eks", "aks"])
 def test_the_renewer_may_touch_only_the_credentials_secrets_and_the_role_trusts_only_it(stack):
     run = run_program(renewed_stack(stack), stack)
+    renewer_namespace = f"raykube-credentials-{stack}"  # the stack's own: stacks sharing a cluster never share it
     assert not [line for line in run.warnings if line.startswith("awsAccess.mode secret")], "nothing for a host to do"
     (cron_job,) = objects(run, "CronJob")
-    assert cron_job["metadata"]["namespace"] == RENEWER_NAMESPACE and cron_job["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cron_job["metadata"]["namespace"] == renewer_namespace and cron_job["spec"]["concurrencyPolicy"] == "Forbid"
     pod = cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] and pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"]
     env = {item["name"]: item["value"] for item in pod["containers"][0]["env"]}
@@ -59,14 +60,19 @@ def test_the_renewer_may_touch_only_the_credentials_secrets_and_the_role_trusts_
     for role in renewer_roles:
         assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["aws-credentials"], "verbs": ["get", "patch"]}]
     assert not [b for b in objects(run, "ClusterRoleBinding") if "renew" in b["metadata"]["name"]]
-    (namespace,) = [n for n in objects(run, "Namespace") if n["metadata"]["name"] == RENEWER_NAMESPACE]
+    (namespace,) = [n for n in objects(run, "Namespace") if n["metadata"]["name"] == renewer_namespace]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     trust = json.loads(run.of_type("aws:iam/role:Role")[0].inputs["assumeRolePolicy"])
     federated = [s for s in trust["Statement"] if s["Action"] == "sts:AssumeRoleWithWebIdentity"]
     (statement,) = federated
     subjects = [value for key, value in statement["Condition"]["StringEquals"].items() if key.endswith(":sub")]
-    assert subjects == [f"system:serviceaccount:{RENEWER_NAMESPACE}:credentials-renewer"], "the Ray pods' accounts may not assume it"
+    assert subjects == [f"system:serviceaccount:{renewer_namespace}:credentials-renewer"], "the Ray pods' accounts may not assume it"
     assert run.outputs["credentialsRenewer"]["schedule"] == "*/20 * * * *"
+    from tests.helpers.upstream import validate_object
+
+    for kind in ("CronJob", "Role", "RoleBinding", "ServiceAccount", "ConfigMap", "Namespace"):
+        for obj in objects(run, kind):
+            validate_object(obj, str(renewed_stack(stack).get("raykube:kubernetesVersion", "1.33")))  # official schema, strict
 
 
 def test_without_an_issuer_the_host_renews_and_pulumi_up_says_so():
@@ -112,7 +118,7 @@ def renewer_cluster(control_plane, moto_server):
     server_side_apply(control_plane.dynamic(), {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "probe", "namespace": probe}}, "tests")
     issuer = claims(mint_token(core, probe, "probe", [STS_AUDIENCE]))["iss"].removeprefix("https://")
     config = renewed_stack("gke", issuer=issuer, endpointUrl=moto_server.url, sessionDurationSeconds=900, renewBeforeSeconds=300,
-                           renewalIntervalMinutes=5)
+                           renewalIntervalMinutes=5, renewerNamespace=RENEWER_NAMESPACE)
     run = run_program(config, "gke")
     for kind in ("Namespace", "ServiceAccount", "ConfigMap", "Role", "RoleBinding", "Secret", "CronJob"):
         for obj in objects(run, kind):

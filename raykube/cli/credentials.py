@@ -154,7 +154,7 @@ def status(stack_file, now: Optional[datetime] = None) -> tuple[list[str], bool]
             lines.append(f"{namespace}: ok, expires at {expiry.isoformat()} (in {_minutes(expiry - now)})")
         if expiry is not None:
             issued.append(expiry - timedelta(seconds=access.session_duration_seconds))
-    renewal, renewal_healthy = renewal_status(settings, core.api_client, max(issued, default=None), now)
+    renewal, renewal_healthy = renewal_status(settings, stack_file.stack, core.api_client, max(issued, default=None), now)
     return [*lines, renewal], healthy and renewal_healthy
 
 
@@ -166,7 +166,7 @@ def next_slot(interval_minutes: int, now: datetime) -> datetime:
     return slot
 
 
-def renewal_status(settings, api_client, last_issued: Optional[datetime], now: datetime) -> tuple[str, bool]:
+def renewal_status(settings, stack: str, api_client, last_issued: Optional[datetime], now: datetime) -> tuple[str, bool]:
     """Who renews the credentials, when they last were and when they next will be."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
@@ -175,10 +175,11 @@ def renewal_status(settings, api_client, last_issued: Optional[datetime], now: d
     last = f"last renewal {last_issued.strftime('%H:%M')} UTC ({_minutes(now - last_issued)} ago)" if last_issued else "no renewal yet"
     if access.effective_renewal != "cluster":
         return (f"renewal: by a host (`pulumi up`, or `raykube credentials renew` on a system timer: README); {last}", True)
-    where = f"{access.renewer_namespace}/credentials-renewer"
+    renewer_namespace = access.effective_renewer_namespace(stack)
+    where = f"{renewer_namespace}/credentials-renewer"
     try:
         with reaching(api_client):
-            cron_job = client.BatchV1Api(api_client).read_namespaced_cron_job("credentials-renewer", access.renewer_namespace)
+            cron_job = client.BatchV1Api(api_client).read_namespaced_cron_job("credentials-renewer", renewer_namespace)
     except ApiException as error:
         return (f"renewal: MISSING CronJob {where} ({error.status} {error.reason}): run `pulumi up`", False)
     interval = access.renewal_interval_minutes
@@ -190,7 +191,7 @@ def renewal_status(settings, api_client, last_issued: Optional[datetime], now: d
     # Two missed slots (and a few minutes for the run itself): the renewer is failing.
     if succeeded is None or now - succeeded > timedelta(minutes=2 * interval + 5):
         since = f"since {succeeded.strftime('%H:%M')} UTC" if succeeded else "yet"
-        line += f"; WARNING its Jobs have not succeeded {since}: `kubectl -n {access.renewer_namespace} logs job/<newest credentials-renewer job>`"
+        line += f"; WARNING its Jobs have not succeeded {since}: `kubectl -n {renewer_namespace} logs job/<newest credentials-renewer job>`"
     return (line, True)
 
 

@@ -57,7 +57,9 @@ class AwsAccessSettings(Model):
         "`raykube credentials renew` on a system timer (the default otherwise)",
     )
     renewal_interval_minutes: int = Field(default=20, description="renewal cluster: minutes between renewals (5, 10, 15, 20, 30 or 60)")
-    renewer_namespace: str = Field(default="raykube-credentials", description="renewal cluster: the renewer's own namespace")
+    renewer_namespace: Optional[str] = Field(
+        default=None, description="renewal cluster: the renewer's own namespace (default raykube-credentials-<stack>: one per stack, so stacks sharing a cluster never share it)"
+    )
     token_expiration_seconds: int = Field(
         default=3600, ge=600, le=86400, description="webIdentity: lifetime of the pods' projected token (the kubelet renews it at 80%)"
     )
@@ -86,7 +88,7 @@ class AwsAccessSettings(Model):
 
     @field_validator("renewer_namespace")
     @classmethod
-    def _renewer_namespace(cls, namespace: str) -> str:
+    def _renewer_namespace(cls, namespace: Optional[str]) -> Optional[str]:
         return namespace_name(namespace)
 
     @field_validator("role_arn", "oidc_provider_arn")
@@ -164,6 +166,12 @@ class AwsAccessSettings(Model):
             raise ValueError("__oidcIssuer__ give oidcIssuer or issuerBucket, not both: with issuerBucket the issuer is the one raykube publishes")
         return self
 
+
+    def effective_renewer_namespace(self, stack: str) -> str:
+        """The renewer's namespace: as set, or one of the stack's own."""
+        if self.renewer_namespace:
+            return self.renewer_namespace
+        return re.sub(r"[^a-z0-9-]+", "-", f"raykube-credentials-{stack}".lower())[:63].strip("-")
 
     @property
     def effective_renewal(self) -> str:
