@@ -121,6 +121,28 @@ class RayAwsAccess:
     aws_opts: pulumi.ResourceOptions | None = None
 
 
+def _ray_service_accounts(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace], k8s_opts,
+                          irsa_role_arn: Any = None) -> list[k8s.core.v1.ServiceAccount]:
+    """The Ray pods' ServiceAccount in each Ray namespace. IRSA's names the role (EKS's webhook reads the
+    annotation); the others mount no API token: webIdentity's pods get a projected token for STS, Pod
+    Identity's one from EKS's webhook."""
+    access = settings.aws_access
+    metadata: dict[str, Any] = {"name": access.service_account_name}
+    extra: dict[str, Any] = {"automount_service_account_token": False}
+    if irsa_role_arn is not None:
+        metadata["annotations"] = {"eks.amazonaws.com/role-arn": irsa_role_arn}
+        extra = {}
+    return [
+        k8s.core.v1.ServiceAccount(
+            f"ray-s3-serviceaccount-{namespace}",
+            metadata={**metadata, "namespace": namespace},
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace]])),
+            **extra,
+        )
+        for namespace in settings.namespaces
+    ]
+
+
 def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace], k8s_opts, outputs: dict[str, Any]) -> RayAwsAccess:
     """The IAM role (created or given) and its bridge to the Ray namespaces."""
     access = settings.aws_access
@@ -186,31 +208,13 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
         aws_opts = pulumi.ResourceOptions.merge(aws_opts, pulumi.ResourceOptions(depends_on=[role]))
     outputs["awsRoleArn"] = role_arn
     if access.mode == "webIdentity":
-        accounts = [
-            k8s.core.v1.ServiceAccount(
-                f"ray-s3-serviceaccount-{namespace}",
-                metadata={"name": access.service_account_name, "namespace": namespace},
-                # No API token in the pods: only the projected one for STS.
-                automount_service_account_token=False,
-                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace]])),
-            )
-            for namespace in settings.namespaces
-        ]
+        accounts = _ray_service_accounts(settings, namespaces, k8s_opts)
         injection = web_identity_injection(role_arn, region, access.token_expiration_seconds)
         # The pods start once the role they assume exists.
         return RayAwsAccess(injection=injection, service_account=access.service_account_name,
                             depends_on=[*accounts, *([role] if role else [])], aws_opts=aws_opts)
     if access.mode == "podIdentity":
-        accounts = [
-            k8s.core.v1.ServiceAccount(
-                f"ray-s3-serviceaccount-{namespace}",
-                metadata={"name": access.service_account_name, "namespace": namespace},
-                # EKS's webhook adds its own projected token for the agent; no API token in the pods.
-                automount_service_account_token=False,
-                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace]])),
-            )
-            for namespace in settings.namespaces
-        ]
+        accounts = _ray_service_accounts(settings, namespaces, k8s_opts)
         associations = [
             aws.eks.PodIdentityAssociation(
                 f"ray-s3-pod-identity-{namespace}",
@@ -227,18 +231,7 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
         return RayAwsAccess(injection=injection, service_account=access.service_account_name,
                             depends_on=[*accounts, *associations], aws_opts=aws_opts)
     if access.mode == "irsa":
-        accounts = [
-            k8s.core.v1.ServiceAccount(
-                f"ray-s3-serviceaccount-{namespace}",
-                metadata={
-                    "name": access.service_account_name,
-                    "namespace": namespace,
-                    "annotations": {"eks.amazonaws.com/role-arn": role_arn},
-                },
-                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace]])),
-            )
-            for namespace in settings.namespaces
-        ]
+        accounts = _ray_service_accounts(settings, namespaces, k8s_opts, irsa_role_arn=role_arn)
         return RayAwsAccess(service_account=access.service_account_name, depends_on=accounts, aws_opts=aws_opts)
     bridge = AwsRoleBridge(
         "aws-bridge",
