@@ -75,11 +75,10 @@ def host_renewal_warning(settings: Settings) -> str:
     )
 
 
-def credentials_renewer(settings: Settings, role_arn: Any, subject: str, k8s_opts: pulumi.ResourceOptions,
+def credentials_renewer(settings: Settings, renewer_namespace: str, role_arn: Any, k8s_opts: pulumi.ResourceOptions,
                         after: list[pulumi.Resource]) -> dict[str, Any]:
     """secret mode with an issuer AWS trusts: the CronJob that renews the Secrets, in a namespace of its own."""
     access = settings.aws_access
-    renewer_namespace = access.effective_renewer_namespace(pulumi.get_stack())
     namespace = k8s.core.v1.Namespace(
         f"namespace-{renewer_namespace}",
         metadata={"name": renewer_namespace, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
@@ -106,7 +105,7 @@ def credentials_renewer(settings: Settings, role_arn: Any, subject: str, k8s_opt
         # After the Secrets exist: the first run patches them.
         opts=pulumi.ResourceOptions(providers=[k8s_opts.provider], depends_on=[namespace, *after]),
     )
-    return {"cronJob": pulumi.Output.concat(renewer_namespace, "/", renewer.cron_job_name), "schedule": renewer.schedule, "subject": subject}
+    return {"cronJob": pulumi.Output.concat(renewer_namespace, "/", renewer.cron_job_name), "schedule": renewer.schedule, "subject": renewer.subject}
 
 
 @dataclass
@@ -177,7 +176,8 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
         provider_opts = pulumi.ResourceOptions.merge(aws_opts, pulumi.ResourceOptions(depends_on=[published]))
     # secret mode, renewed in the cluster: the renewer's ServiceAccount assumes the role through the issuer.
     in_cluster_renewal = access.mode == "secret" and access.effective_renewal == "cluster"
-    renewer_subject = f"system:serviceaccount:{access.effective_renewer_namespace(pulumi.get_stack())}:{DEFAULT_SERVICE_ACCOUNT}"
+    renewer_namespace = access.effective_renewer_namespace(pulumi.get_stack())
+    renewer_subject = f"system:serviceaccount:{renewer_namespace}:{DEFAULT_SERVICE_ACCOUNT}"
     if (access.mode == "webIdentity" or in_cluster_renewal) and not provider_arn and not role_arn:
         # IAM trusts the cluster's issuer for tokens meant for STS (its keys fetched from the issuer's JWKS).
         provider = aws.iam.OpenIdConnectProvider(
@@ -254,7 +254,7 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
     )
     outputs["awsCredentialsExpiration"] = bridge.expiration
     if in_cluster_renewal:
-        outputs["credentialsRenewer"] = credentials_renewer(settings, role_arn, renewer_subject, k8s_opts, [bridge])
+        outputs["credentialsRenewer"] = credentials_renewer(settings, renewer_namespace, role_arn, k8s_opts, [bridge])
     else:
         pulumi.log.warn(host_renewal_warning(settings))
     injection = ray_injection(access.secret_name, region, access.mount_path)

@@ -43,11 +43,11 @@ class AwsAccessSettings(Model):
         default=None, description="the IAM OIDC provider of the cluster's issuer (irsa: required; webIdentity: default created)"
     )
     oidc_issuer: Optional[str] = Field(
-        default=None, description="the cluster's service-account issuer, host/path without https:// (irsa, webIdentity)"
+        default=None, description="the cluster's service-account issuer, host/path without https:// (irsa, webIdentity, secret's in-cluster renewal)"
     )
     issuer_bucket: Optional[str] = Field(
         default=None,
-        description="local target, webIdentity: the S3 bucket raykube creates to publish the kubeadm cluster's service-account issuer "
+        description="local target, webIdentity or secret's in-cluster renewal: the S3 bucket raykube creates to publish the kubeadm cluster's service-account issuer "
         "(its discovery document and JWKS, public-read on those two objects only); the issuer is https://<issuerBucket>.s3.<region>.amazonaws.com",
     )
     renewal: Optional[Literal["cluster", "host"]] = Field(
