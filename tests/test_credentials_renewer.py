@@ -263,7 +263,7 @@ def test_a_running_actor_keeps_reading_the_bucket_across_two_renewals(control_pl
 
 
 def test_credentials_status_shows_the_last_renewal_and_the_next(control_plane, moto_server, renewer_cluster, tmp_path, capsys):
-    from datetime import datetime, timezone
+    from datetime import datetime, timedelta, timezone
 
     import yaml
 
@@ -283,3 +283,18 @@ def test_credentials_status_shows_the_last_renewal_and_the_next(control_plane, m
     assert any(f"next {next_slot(5, at).strftime('%H:%M')} UTC" in renewal for at in (started, ended)), renewal
     # No Job of the CronJob has run here (no kubelet): status says where to look.
     assert "WARNING its Jobs have not succeeded yet" in renewal
+
+    # The CronJob controller's record of the last success, as it writes it (the status subresource).
+    from kubernetes import client
+
+    batch = client.BatchV1Api(control_plane.api_client())
+
+    def renewal_line_after_success(at: datetime) -> str:
+        batch.patch_namespaced_cron_job_status("credentials-renewer", RENEWER_NAMESPACE,
+                                               {"status": {"lastSuccessfulTime": at.strftime("%Y-%m-%dT%H:%M:%SZ")}})
+        assert main(["status", "--config", str(stack_file)]) == 0
+        return capsys.readouterr().out.splitlines()[-1]
+
+    assert "WARNING" not in renewal_line_after_success(datetime.now(timezone.utc))
+    stale = datetime.now(timezone.utc) - timedelta(minutes=2 * 5 + 6)
+    assert f"WARNING its Jobs have not succeeded since {stale.strftime('%H:%M')} UTC" in renewal_line_after_success(stale)
