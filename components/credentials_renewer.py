@@ -16,13 +16,14 @@ import pulumi_kubernetes as k8s
 
 from components.args import ComponentArgsError, check_args, component_label
 from components.credentials_secret import DEFAULT_MOUNT_PATH
-from components.ray_pod import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT, TOKEN_FILE
+from components.ray_pod import (
+    CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT, STS_AUDIENCE, TOKEN_FILE, WEB_IDENTITY_TOKEN_DIR, token_projection,
+)
 
 HERE = Path(__file__).resolve().parent
 # The ConfigMap's files: the job, and the Secret format it imports.
 SCRIPT_FILES = {"renew.py": HERE / "credentials_renewer_job.py", "credentials_secret.py": HERE / "credentials_secret.py"}
 SCRIPT_DIR = "/opt/raykube"
-STS_TOKEN_DIR = "/var/run/secrets/raykube/aws"
 INTERVALS = (5, 10, 15, 20, 30, 60)
 DEFAULT_SERVICE_ACCOUNT = "credentials-renewer"
 
@@ -42,7 +43,7 @@ def secret_rules(secret_name: str) -> list[dict[str, Any]]:
 def renewer_env(args: "CredentialsRenewerArgs", role_arn: Any) -> list[dict[str, Any]]:
     env = {
         "AWS_ROLE_ARN": role_arn,
-        "AWS_WEB_IDENTITY_TOKEN_FILE": f"{STS_TOKEN_DIR}/{TOKEN_FILE}",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": f"{WEB_IDENTITY_TOKEN_DIR}/{TOKEN_FILE}",
         "AWS_ROLE_SESSION_NAME": args.get("session_name") or "raykube-renewer",
         "AWS_REGION": args["region"],
         "DURATION_SECONDS": str(args.get("duration_seconds", 3600)),
@@ -70,13 +71,12 @@ def renewer_pod_spec(args: "CredentialsRenewerArgs", role_arn: Any, config_map: 
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
             "volumeMounts": [
                 {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True},
-                {"name": "sts-token", "mountPath": STS_TOKEN_DIR, "readOnly": True},
+                {"name": "sts-token", "mountPath": WEB_IDENTITY_TOKEN_DIR, "readOnly": True},
             ],
         }],
         "volumes": [
             {"name": "script", "configMap": {"name": config_map, "defaultMode": 0o444}},
-            {"name": "sts-token", "projected": {"sources": [{"serviceAccountToken": {
-                "audience": "sts.amazonaws.com", "expirationSeconds": args.get("token_expiration_seconds", 3600), "path": TOKEN_FILE}}]}},
+            {"name": "sts-token", "projected": {"sources": [token_projection(STS_AUDIENCE, args.get("token_expiration_seconds", 3600))]}},
         ],
     }
 

@@ -49,6 +49,14 @@ KUBERNETES_API_CLIENT_LABEL = "raykube.io/kubernetes-api-client"
 SECRET_FILE_MODE = 0o440
 # The file name of a projected token in its directory.
 TOKEN_FILE = "token"
+# Web identity: the audience AWS STS takes, and where a pod finds its token for it.
+STS_AUDIENCE = "sts.amazonaws.com"
+WEB_IDENTITY_TOKEN_DIR = "/var/run/secrets/raykube/aws"
+
+
+def token_projection(audience: str, expiration_seconds: int = 3600) -> dict[str, Any]:
+    """A projected ServiceAccount token source: for `audience`, renewed by the kubelet at 80 % of its life."""
+    return {"serviceAccountToken": {"audience": audience, "expirationSeconds": int(expiration_seconds), "path": TOKEN_FILE}}
 
 
 class SecretVolume(TypedDict):
@@ -146,8 +154,8 @@ def ray_pod_template(
         mounts.append({"name": volume_name, "mountPath": volume["mount_path"], "readOnly": True})
     for index, token in enumerate(injection.get("token_volumes") or ()):
         volume_name = f"token-{index}-{token['audience']}".replace(".", "-")[:63].rstrip("-")
-        projection = {"audience": token["audience"], "expirationSeconds": int(token.get("expiration_seconds", 3600)), "path": TOKEN_FILE}
-        volumes.append({"name": volume_name, "projected": {"sources": [{"serviceAccountToken": projection}], "defaultMode": SECRET_FILE_MODE}})
+        projection = token_projection(token["audience"], token.get("expiration_seconds", 3600))
+        volumes.append({"name": volume_name, "projected": {"sources": [projection], "defaultMode": SECRET_FILE_MODE}})
         mounts.append({"name": volume_name, "mountPath": token["mount_path"], "readOnly": True})
     container["volumeMounts"] = mounts
     spec: dict[str, Any] = {

@@ -6,6 +6,7 @@ from typing import Any, Optional, Sequence, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 from components.args import check_args, component_label
+from components.ray_pod import STS_AUDIENCE
 
 
 def bucket_policy(bucket: str) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def irsa_trust_policy(oidc_provider_arn: str, oidc_issuer: str, subjects: Sequen
                 "Principal": {"Federated": oidc_provider_arn},
                 "Action": "sts:AssumeRoleWithWebIdentity",
                 "Condition": {
-                    "StringEquals": {f"{issuer}:sub": sorted(subjects) if len(subjects) > 1 else subjects[0], f"{issuer}:aud": "sts.amazonaws.com"}
+                    "StringEquals": {f"{issuer}:sub": sorted(subjects) if len(subjects) > 1 else subjects[0], f"{issuer}:aud": STS_AUDIENCE}
                 },
             }
         ],

@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 from components.aws_role_bridge import AwsRoleBridge, ray_injection
 from components.credentials_renewer import DEFAULT_SERVICE_ACCOUNT, CredentialsRenewer
 from components.published_oidc_issuer import PublishedOidcIssuer
-from components.ray_pod import TOKEN_FILE
+from components.ray_pod import STS_AUDIENCE, TOKEN_FILE, WEB_IDENTITY_TOKEN_DIR
 from components.s3_access_role import (
     S3AccessRole, assume_role_trust_policy, irsa_trust_policy, merged_trust, pod_identity_trust_policy,
 )
@@ -38,9 +38,8 @@ def session_name(stack: str) -> str:
     return f"raykube-{stack}"
 
 
-# webIdentity: where every Ray container finds its token for STS, and what botocore reads.
-WEB_IDENTITY_AUDIENCE = "sts.amazonaws.com"
-WEB_IDENTITY_TOKEN_DIR = "/var/run/secrets/raykube/aws"
+# The renewer's component name, which is also its CronJob's (raykube credentials status reads it).
+RENEWER_NAME = "credentials-renewer"
 
 
 def web_identity_injection(role_arn: Any, region: str, expiration_seconds: int) -> dict[str, Any]:
@@ -48,7 +47,7 @@ def web_identity_injection(role_arn: Any, region: str, expiration_seconds: int) 
     the variables with which botocore (and every AWS SDK) assumes the role with it, and again before
     the credentials expire, re-reading the file the kubelet renews. No Secret, nothing to renew."""
     return {
-        "token_volumes": [{"audience": WEB_IDENTITY_AUDIENCE, "mount_path": WEB_IDENTITY_TOKEN_DIR, "expiration_seconds": expiration_seconds}],
+        "token_volumes": [{"audience": STS_AUDIENCE, "mount_path": WEB_IDENTITY_TOKEN_DIR, "expiration_seconds": expiration_seconds}],
         "env": {
             "AWS_ROLE_ARN": role_arn,
             "AWS_WEB_IDENTITY_TOKEN_FILE": f"{WEB_IDENTITY_TOKEN_DIR}/{TOKEN_FILE}",
@@ -86,7 +85,7 @@ def credentials_renewer(settings: Settings, renewer_namespace: str, role_arn: An
         opts=k8s_opts,
     )
     renewer = CredentialsRenewer(
-        "credentials-renewer",
+        RENEWER_NAME,
         {
             "namespace": renewer_namespace,
             "role_arn": role_arn,
@@ -181,7 +180,7 @@ def aws_access(settings: Settings, namespaces: dict[str, k8s.core.v1.Namespace],
     if (access.mode == "webIdentity" or in_cluster_renewal) and not provider_arn and not role_arn:
         # IAM trusts the cluster's issuer for tokens meant for STS (its keys fetched from the issuer's JWKS).
         provider = aws.iam.OpenIdConnectProvider(
-            "ray-oidc-provider", url=f"https://{issuer}", client_id_lists=[WEB_IDENTITY_AUDIENCE], opts=provider_opts
+            "ray-oidc-provider", url=f"https://{issuer}", client_id_lists=[STS_AUDIENCE], opts=provider_opts
         )
         provider_arn = provider.arn
     if not role_arn:

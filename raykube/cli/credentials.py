@@ -175,11 +175,13 @@ def renewal_status(settings, stack: str, api_client, last_issued: Optional[datet
     last = f"last renewal {last_issued.strftime('%H:%M')} UTC ({_minutes(now - last_issued)} ago)" if last_issued else "no renewal yet"
     if access.effective_renewal != "cluster":
         return (f"renewal: by a host (`pulumi up`, or `raykube credentials renew` on a system timer: README); {last}", True)
+    from raykube.aws_access import RENEWER_NAME
+
     renewer_namespace = access.effective_renewer_namespace(stack)
-    where = f"{renewer_namespace}/credentials-renewer"
+    where = f"{renewer_namespace}/{RENEWER_NAME}"
     try:
         with reaching(api_client):
-            cron_job = client.BatchV1Api(api_client).read_namespaced_cron_job("credentials-renewer", renewer_namespace)
+            cron_job = client.BatchV1Api(api_client).read_namespaced_cron_job(RENEWER_NAME, renewer_namespace)
     except ApiException as error:
         return (f"renewal: MISSING CronJob {where} ({error.status} {error.reason}): run `pulumi up`", False)
     interval = access.renewal_interval_minutes
@@ -191,7 +193,7 @@ def renewal_status(settings, stack: str, api_client, last_issued: Optional[datet
     # Two missed slots (and a few minutes for the run itself): the renewer is failing.
     if succeeded is None or now - succeeded > timedelta(minutes=2 * interval + 5):
         since = f"since {succeeded.strftime('%H:%M')} UTC" if succeeded else "yet"
-        line += f"; WARNING its Jobs have not succeeded {since}: `kubectl -n {renewer_namespace} logs job/<newest credentials-renewer job>`"
+        line += f"; WARNING its Jobs have not succeeded {since}: `kubectl -n {renewer_namespace} logs job/<newest {RENEWER_NAME} job>`"
     return (line, True)
 
 
