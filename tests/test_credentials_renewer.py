@@ -15,11 +15,13 @@ import json
 import pytest
 
 from raykube.settings import SettingsError, parse_settings
-from tests.helpers.moto import BUCKET, role_of_run
+from tests.helpers.moto import role_of_run
 from tests.helpers.program import run_program, stack_file_config
 from tests.helpers.web_identity import STS_AUDIENCE, claims, mint_token, trust_allows
 
 RAY_NAMESPACES = ("renew-a", "renew-b")
+# The Ray data bucket of these tests: their own, so the session's shared buckets keep exactly their objects.
+BUCKET = "ray-input-renewer"
 RENEWER_NAMESPACE = "raykube-credentials"
 PRINCIPAL = "arn:aws:iam::123456789012:user/ray-deployer"
 

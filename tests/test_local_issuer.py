@@ -15,13 +15,15 @@ import json
 import pytest
 
 from raykube.settings import SettingsError, parse_settings
-from tests.helpers.moto import BUCKET, role_of_run
+from tests.helpers.moto import role_of_run
 from tests.helpers.program import run_program, stack_file_config
 from tests.helpers.web_identity import (
     STS_AUDIENCE, IssuerApiServer, claims, kubeadm_apiserver_flags, mint_token, pod_aws_session, trust_allows,
 )
 
 ISSUER_BUCKET = "raykube-local-issuer-test"
+# The Ray data bucket of these tests: their own, so the session's shared buckets keep exactly their objects.
+BUCKET = "ray-input-local-issuer"
 REGION = "us-west-2"
 ISSUER = f"https://{ISSUER_BUCKET}.s3.{REGION}.amazonaws.com"
 OBJECTS = "aws:s3/bucketObjectv2:BucketObjectv2"
