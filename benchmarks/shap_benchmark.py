@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -134,8 +135,6 @@ def idle_cpu(seconds: float) -> tuple[float, list[tuple[str, float]]]:
         ticks = [int(field) for field in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
 
-    import os
-
     (busy_before, total_before), processes_before = busy(), _process_ticks()
     time.sleep(seconds)
     (busy_after, total_after), processes_after = busy(), _process_ticks()
@@ -226,7 +225,7 @@ def main() -> int:
         print(f"  {name:26} share: here {share:5.2f}s, in a task {alone:5.2f}s, in a task beside another {beside:5.2f}s;"
               f" rest {wall - beside * chunks_per_worker:5.2f}s; threads: driver {found['driver threads']},"
               f" task OMP_NUM_THREADS={found['threads']['OMP_NUM_THREADS']}, pools {found['threads']['pools']}")
-    cores = __import__("os").cpu_count()
+    cores = os.cpu_count()
     print(f"Ray's own processes (GCS, raylets, dashboard and agents of 3 nodes), idle over {IDLE_SAMPLE_SECONDS} s: {idle:.2f}"
           f" of {cores} cores; two 1-CPU workers that share the rest run at most {cores - idle:.2f}x one process.\n  busiest: "
           + ", ".join(f"{kind} {used:.3f}" for kind, used in idle_processes[:6]))
