@@ -8,10 +8,11 @@ and the paper's KernelSHAP in kernel_shap.py (split by rows, and by batches of
 coalitions), on a local Ray cluster (head with no CPUs, in private network and
 PID namespaces like the tests') with one worker node of 1 CPU, then two.
 
-Runs are paired: each run's driver times the work in one process (itself) and
-then the Ray call, or the other way round every other run, seconds apart, so
-the speed of a shared virtual machine, which drifts by 10-30 % over a minute,
-changes both alike; a speed-up is the median of the runs' own ratios. Prints
+Runs are paired: each run's driver times the work in one process (itself),
+the Ray call and, for the splits by rows, the same split over plain processes,
+seconds apart and each run starting with another of them, so the speed of a
+shared virtual machine, which drifts by 10-30 % over a minute, changes them
+alike; a speed-up is the median of the runs' own ratios. Prints
 the median of --runs runs and where the rest of the time goes: the work each
 task does, timed inside it, against the wall clock of the whole Ray call
 (scheduling, moving the model and the rows, the driver's share), the BLAS and
@@ -78,14 +79,14 @@ def timed(call):
 
 def plain_processes():
     parts = [part for part in np.array_split(rows, chunks) if len(part)]
-    return np.vstack(pool.starmap(one_process, [(model, background, part) for part in parts]))
+    return np.vstack(processes.starmap(one_process, [(model, background, part) for part in parts]))
 
 measurements = {{"one_process": lambda: one_process(model, background, rows), "seconds": lambda: {run}}}
 if {plain} and workers > 1:
     os.environ["OMP_NUM_THREADS"] = "1"  # as Ray sets for a 1-CPU task
-    pool = multiprocessing.get_context("spawn").Pool(workers)
+    processes = multiprocessing.get_context("spawn").Pool(workers)
     os.environ.pop("OMP_NUM_THREADS")
-    pool.starmap(one_process, [(model, background, rows[:1])] * 2 * workers)  # warm-up: packages load
+    processes.starmap(one_process, [(model, background, rows[:1])] * 2 * workers)  # warm-up: packages load
     measurements["plain"] = plain_processes
 one_process(model, background, rows[:1])  # warm-up: packages load
 {run}  # warm-up: workers start, packages load, the model is in the object store
