@@ -11,10 +11,14 @@ and writes one deterministic file per resource for review in pull requests:
   files/<name>               files `pulumi up` writes (the kubeadm config)
   outputs.yaml               the stack outputs
 
-Secret values are written as "[secret]". Invalid settings print the error
-and exit 2. The output folder must be new, empty, or one render wrote before
-(raykube/render_output.py): only render's own files are replaced. `--all` renders every stack into renders/<stack>, the renders
-committed for review (a test fails when they are stale).
+Secret values are written as "[secret]". Every Kubernetes object must pass
+Kubernetes' official schema (strict) for the stack's version before anything
+is written. Invalid settings, an object Kubernetes would refuse or an output
+folder render may not write print one error and exit 2. The output folder must be
+new, empty, or one render wrote before (raykube/render_output.py): only
+render's own files are replaced, judged by their names and place, never by a
+path read from a file. `--all` renders every stack into renders/<stack>, the
+renders committed for review (a test fails when they are stale).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from typing import Any, Optional
 import yaml
 
 from raykube.render_output import RenderOutputError, check_output_folder, write_render
+from raykube.schema_check import SchemaError, check_resources
 from raykube.stack_file import EXIT_INVALID_SETTINGS, ROOT, StackFile, StackFileError, add_stack_arguments, read_stack_file
 
 
@@ -37,7 +42,8 @@ def _dump(data: Any) -> str:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "unnamed"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+    return safe if safe.strip(".") else "unnamed"  # never "." or "..": a file name, not a way out of the folder
 
 
 def _relative_path(resource) -> Optional[str]:
@@ -117,8 +123,10 @@ def render(stack_file: StackFile, out: Path) -> int:
         written["files"] += 1
     files["outputs.yaml"] = _dump(run.outputs)
     try:
+        # What the API server would refuse stops the render before anything is written.
+        check_resources(run.resources, settings.kubernetes_version, _relative_path)
         write_render(out, files, ROOT)
-    except RenderOutputError as error:
+    except (SchemaError, RenderOutputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_SETTINGS
 
@@ -165,7 +173,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_SETTINGS
-    return render(stack_file, (args.out or Path("render")).resolve())
+    # Absolute, symlinks kept: render_output refuses an --out that is a symlink.
+    return render(stack_file, Path(os.path.abspath(args.out or "render")))
 
 
 if __name__ == "__main__":
