@@ -3,6 +3,7 @@ that names every bad key (`raykube:rayClusters[0].workerGroups[1].maxReplicas`)
 and the stack file."""
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from typing import Any, Mapping, Optional
@@ -79,6 +80,27 @@ def config_values(config: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+# The config namespaces this program reads: its own, and the providers' it uses.
+# Pulumi hands the program every key of the stack file; a key in any other
+# namespace (`raycube:target`) is read by nobody, and the stack would deploy
+# its defaults (the local stack) instead of what the user wrote.
+KNOWN_NAMESPACES = (PROJECT, "kubernetes", "aws", "pulumi")
+
+
+def unknown_namespace(key: str) -> Optional[str]:
+    """Why a config key (as Pulumi spells it, `namespace:name`) is read by nobody; None if it is read."""
+    namespace, colon, name = key.partition(":")
+    if not colon:
+        return None  # unnamespaced keys are the project's (raykube:)
+    if namespace in KNOWN_NAMESPACES and name and ":" not in name:
+        return None
+    if namespace in KNOWN_NAMESPACES:
+        return "is not a config key (namespace:name)"
+    near = difflib.get_close_matches(namespace, KNOWN_NAMESPACES, n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]}:{name}?" if near else ""
+    return f"is in no namespace raykube reads ({', '.join(KNOWN_NAMESPACES)}){hint}"
+
+
 def stack_file() -> str:
     return f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
 
@@ -93,4 +115,7 @@ def load_settings(source: Optional[str] = None) -> Settings:
     from pulumi.runtime.config import CONFIG, get_config_env
 
     merged = {**get_config_env(), **CONFIG.get()}
+    strays = [(key, why) for key in sorted(merged) if (why := unknown_namespace(key))]
+    if strays:
+        raise SettingsError(source or stack_file(), strays)
     return parse_settings(config_values(merged), source or stack_file())
