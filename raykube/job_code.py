@@ -3,7 +3,9 @@
 The folder goes to the stack's AWS access bucket as a zip (Pulumi's FileArchive,
 which the AWS provider zips), under a key named after the folder's content:
 Ray caches a remote working_dir by its URI, so new code needs a new URI, and
-unchanged code keeps the same one (no diff, no new job).
+unchanged code keeps the same one (no diff, no new job). Which files go in
+(git's exclusions, virtualenvs and caches left out) and the archive's size
+limit: raykube/code_folder.py.
 """
 from __future__ import annotations
 
@@ -13,17 +15,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-# Files a job never needs: byte-code caches, editor and VCS leftovers.
-SKIPPED_PARTS = ("__pycache__", ".git", ".pytest_cache", ".ipynb_checkpoints")
-SKIPPED_SUFFIXES = (".pyc", ".pyo")
-
-
-def code_files(folder: Path) -> list[Path]:
-    return sorted(
-        path for path in folder.rglob("*")
-        if path.is_file() and not any(part in SKIPPED_PARTS for part in path.relative_to(folder).parts)
-        and path.suffix not in SKIPPED_SUFFIXES
-    )
+from raykube.code_folder import code_files
 
 
 def folder_digest(folder: Path) -> str:

@@ -6,6 +6,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from raykube.code_folder import MAX_CODE_BYTES, check_code_folder
 from raykube.settings.model import DNS1035, INT32_MAX, Model
 from raykube.settings.ray_cluster import AutoscalerOptions, require_a_place_for_tasks, require_gpu_images
 from raykube.settings.ray_groups import HeadGroup, WorkerGroup
@@ -27,7 +28,8 @@ class RayJobSettings(Model):
     code: Optional[str] = Field(
         default=None,
         description="a folder of this project (e.g. examples/wine_shap) that pulumi up uploads to awsAccess.bucket "
-        "and the job runs in (its runtimeEnv working_dir)",
+        "and the job runs in (its runtimeEnv working_dir); .gitignore'd files, virtualenvs and caches are left out, "
+        f"and the rest must fit {MAX_CODE_BYTES // 2**20} MiB",
     )
     cluster: Optional[str] = Field(
         default=None, description="run on this RayCluster of rayClusters[] in the same namespace; default: a cluster of its own"
@@ -70,8 +72,10 @@ class RayJobSettings(Model):
     @classmethod
     def _code(cls, code: Optional[str]) -> Optional[str]:
         # Relative to the project folder: where `pulumi up` (and `raykube render`) run the program.
-        if code is not None and not Path(code).is_dir():
-            raise ValueError(f"{code!r} is not a folder (relative to the project folder {Path.cwd()})")
+        # Inside it only, git's exclusions applied, and within the upload limit (raykube/code_folder.py):
+        # checked here, so an 870 MB virtualenv is refused before anything is registered.
+        if code is not None:
+            check_code_folder(code, Path.cwd())
         return code
 
     @field_validator("worker_groups")
