@@ -201,6 +201,11 @@ def head_service_name(cluster_name: str) -> str:
     return f"{cluster_name}-head-svc"
 
 
+def dashboard_ingress_name(cluster_name: str) -> str:
+    """The dashboard Ingress (dashboard_ingress enabled)."""
+    return f"{cluster_name}-dashboard"
+
+
 def auth_token_secret(cluster_name: str) -> str:
     """The Secret KubeRay creates for token authentication (its key: AUTH_TOKEN_KEY)."""
     return cluster_name
@@ -390,7 +395,7 @@ class RayCluster(pulumi.ComponentResource):
         ingress = dict(args.get("dashboard_ingress") or {})
         self.ingress: Optional[k8s.networking.v1.Ingress] = None
         if ingress.get("enabled"):
-            manifest = dashboard_ingress(ingress, service, f"{cluster_name}-dashboard", namespace)
+            manifest = dashboard_ingress(ingress, service, dashboard_ingress_name(cluster_name), namespace)
             self.ingress = k8s.networking.v1.Ingress(
                 f"{name}-dashboard",
                 metadata=manifest["metadata"],

@@ -3,7 +3,8 @@
 The Ray head runs arbitrary code for whoever reaches its GCS, dashboard/Jobs
 API or Ray Client port, so a Ray namespace starts closed:
 
-- every pod: no ingress, egress to DNS only (`<prefix>-default-deny`);
+- every pod: no ingress, egress to DNS only (`<prefix>-default-deny`); in a
+  namespace other workloads share (`owns_namespace` False), Ray's pods alone;
 - Ray pods (KubeRay's and the HPA pool's, label ray.io/is-ray-node=yes) reach
   each other on every port (`<prefix>-ray-nodes`): Ray's raylet, object
   manager, runtime-env agent and dashboard-agent gRPC ports are random by
@@ -55,6 +56,17 @@ OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "kuberay-operator", "app.kubern
 # Every managed Kubernetes' DNS and kubeadm's CoreDNS carry this label in kube-system.
 DEFAULT_DNS_PEERS = ({"namespace": "kube-system", "pod_labels": {"k8s-app": "kube-dns"}},)
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# KubeRay's label on the pods it makes (Ray's, and RayJob submitters', which call the Jobs API).
+KUBERAY_CREATED_LABELS = {"app.kubernetes.io/created-by": "kuberay-operator"}
+
+
+def own_pods(owns_namespace: bool) -> list[dict[str, Any]]:
+    """The peers "this namespace's pods" means for the heads' API: every pod of a namespace of
+    Ray's own; in a shared one, the operator and KubeRay's RayJob submitters alone (another
+    workload there must not run code on a head)."""
+    if owns_namespace:
+        return [{}]
+    return [{"pod_labels": dict(OPERATOR_POD_LABELS)}, {"pod_labels": dict(KUBERAY_CREATED_LABELS)}]
 
 
 class NetworkPeerArgs(TypedDict, total=False):
@@ -79,7 +91,7 @@ class RayNetworkPoliciesArgs(TypedDict, total=False):
     name_prefix: str
     """prefix of the policies' names (default "raykube")."""
     head_access_from: Sequence[NetworkPeerArgs]
-    """who reaches the heads' dashboard/Jobs API (8265) and Ray Client (10001) port (default [{}]: the namespace's own pods)."""
+    """who reaches the heads' dashboard/Jobs API (8265) and Ray Client (10001) port (default [{}]: the namespace's own pods; with owns_namespace False: the operator's and RayJob submitters')."""
     metrics_from: Sequence[NetworkPeerArgs]
     """who scrapes Ray's and the operator's metrics ports, e.g. Prometheus (default []: nobody)."""
     api_server_cidrs: Sequence[str]
@@ -96,6 +108,8 @@ class RayNetworkPoliciesArgs(TypedDict, total=False):
     """egress rules of the heads alone, e.g. the dashboard's queries to Prometheus and Grafana (default [])."""
     dns: Sequence[NetworkPeerArgs]
     """the cluster DNS (default kube-system pods labelled k8s-app=kube-dns)."""
+    owns_namespace: bool
+    """the namespace holds Ray alone, so the default deny selects every pod in it (default True); False for a namespace other workloads share: every policy selects Ray's pods (ray.io/is-ray-node=yes) or the operator's alone, and the others' traffic is left as it was."""
 
 
 def network_peer(peer: Mapping[str, Any], where: str, component: str) -> dict[str, Any]:
@@ -154,17 +168,29 @@ def ray_network_policies(args: Mapping[str, Any], component: str = "RayNetworkPo
     if args.get("https_egress"):
         ray_egress.append({"to": _cidrs(args.get("https_egress_cidrs") or ["0.0.0.0/0"]), "ports": _ports([443])})
     ray_egress += [dict(rule) for rule in args.get("extra_egress") or ()]
-    head_sources = peers("head_access_from", [{}])
+    owns_namespace = args.get("owns_namespace", True)
+    if not isinstance(owns_namespace, bool):
+        raise ComponentArgsError(component, "owns_namespace", f"must be true or false, not {owns_namespace!r}")
+    head_sources = peers("head_access_from", own_pods(owns_namespace))
     metrics_sources = peers("metrics_from", [])
+    dns = {"to": peers("dns", DEFAULT_DNS_PEERS), "ports": dns_ports}
+    head_clients = {"to": [{"podSelector": heads}], "ports": _ports(HEAD_API_PORTS)}
+    # A namespace of Ray's own: deny every pod, then let the namespace's pods (the
+    # operator, RayJob submitters) call the heads. A shared namespace: deny Ray's
+    # pods alone (a policy that selected every pod would cut the other workloads'
+    # traffic), and give the operator, the one other pod raykube runs there, its
+    # DNS and the heads in its own policy.
+    deny_selector = {} if owns_namespace else ray_nodes
+    operator_egress = api if owns_namespace else [*api, dns, head_clients]
     policies = [
-        _policy(f"{prefix}-default-deny", namespace, {}, ingress=[], egress=[{"to": peers("dns", DEFAULT_DNS_PEERS), "ports": dns_ports}]),
+        _policy(f"{prefix}-default-deny", namespace, deny_selector, ingress=[], egress=[dns]),
         _policy(f"{prefix}-ray-nodes", namespace, ray_nodes, ingress=[{"from": [{"podSelector": ray_nodes}]}], egress=ray_egress),
-        _policy(f"{prefix}-ray-head-clients", namespace, {}, egress=[{"to": [{"podSelector": heads}], "ports": _ports(HEAD_API_PORTS)}]),
+        *([_policy(f"{prefix}-ray-head-clients", namespace, {}, egress=[head_clients])] if owns_namespace else []),
         _policy(f"{prefix}-kubernetes-api", namespace, {"matchLabels": {KUBERNETES_API_CLIENT_LABEL: "true"}}, egress=api),
         _policy(
             f"{prefix}-kuberay-operator", namespace, {"matchLabels": dict(OPERATOR_POD_LABELS)},
             ingress=[{"from": metrics_sources, "ports": _ports([OPERATOR_METRICS_PORT])}] if metrics_sources else [],
-            egress=api,
+            egress=operator_egress,
         ),
     ]
     head_egress = [dict(rule) for rule in args.get("head_egress") or ()]

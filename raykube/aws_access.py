@@ -26,6 +26,7 @@ from components.s3_access_role import (
 )
 from raykube.cluster_issuer import issuer_documents
 from raykube.settings import Settings
+from raykube.settings.namespaces import namespace_dependency
 
 
 def created_role_name(stack: str) -> str:
@@ -134,7 +135,7 @@ def _ray_service_accounts(settings: Settings, namespaces: dict[str, k8s.core.v1.
         k8s.core.v1.ServiceAccount(
             f"ray-s3-serviceaccount-{namespace}",
             metadata={**metadata, "namespace": namespace},
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace]])),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=namespace_dependency(namespaces, namespace))),
             **extra,
         )
         for namespace in settings.namespaces

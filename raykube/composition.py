@@ -26,6 +26,8 @@ from raykube.job_code import upload_job_code
 from raykube.network_access import network_policies
 from raykube.observability import HeadObservability, head_observability, observability
 from raykube.settings import RayClusterSettings, Settings
+from raykube.settings.namespaces import namespace_dependency
+from raykube.settings.names import cluster_resource_name, job_resource_name, pool_resource_name
 
 # Ray pods meet "restricted" (non-root, no privilege escalation, no added
 # capabilities, RuntimeDefault seccomp). Enforce "baseline" and warn/audit on
@@ -42,12 +44,16 @@ def kubernetes_provider(settings: Settings) -> k8s.Provider:
     """The one provider every Kubernetes resource uses.
 
     Server-side apply: the KubeRay CRDs exceed the client-side annotation limit.
+    Never upsert: an object that exists already (a namespace, a Secret of the same
+    name) is the API server's AlreadyExists error, not silently taken over and
+    deleted by the next destroy, whatever PULUMI_K8S_UPSERT_EXISTING_OBJECTS says.
     """
     return k8s.Provider(
         "kubernetes",
         kubeconfig=settings.kubeconfig,
         context=settings.kube_context,
         enable_server_side_apply=True,
+        upsert_existing_objects=False,
     )
 
 
@@ -181,7 +187,7 @@ def _operators(settings: Settings, namespaces: dict[str, Any], waits_for: list[p
                 "feature_gates": _feature_gates(settings, namespace),
                 "values": operator.values,
             },
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*crds, namespaces[namespace], *waits_for])),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*crds, *namespace_dependency(namespaces, namespace), *waits_for])),
         )
         for namespace in settings.namespaces
     }
@@ -194,7 +200,7 @@ def _worker_pools(settings: Settings, cluster: RayClusterSettings, ray_aws: RayA
         if group.autoscaling != "hpa":
             continue
         pool = RayWorkerPool(
-            f"{cluster.namespace}-{cluster.name}-{group.name}",
+            pool_resource_name(cluster.namespace, cluster.name, group.name),
             {
                 "namespace": cluster.namespace,
                 "cluster_name": cluster.name,
@@ -226,7 +232,7 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
         defaults = RayClusterSettings(namespace=job.namespace, worker_groups=job.worker_groups)
         runtime_env, uploads, code_uri = job.runtime_env, [], None
         if job.code is not None and ray_aws.aws_opts is not None and settings.aws_access.bucket:
-            code, code_uri = upload_job_code(f"{job.namespace}-{job.name}-code", settings.aws_access.bucket, job.namespace, job.name, Path(job.code), ray_aws.aws_opts)
+            code, code_uri = upload_job_code(f"{job_resource_name(job.namespace, job.name)}-code", settings.aws_access.bucket, job.namespace, job.name, Path(job.code), ray_aws.aws_opts)
             runtime_env, uploads = {**job.runtime_env, "working_dir": code_uri}, [code]
         args: dict[str, Any] = {
             "namespace": job.namespace,
@@ -256,7 +262,7 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
                 read_only_root_filesystem=job.read_only_root_filesystem,
                 head_metrics_ports=head.metrics_ports,
             )
-        ray_job = RayJob(f"{job.namespace}-{job.name}", args, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)))
+        ray_job = RayJob(job_resource_name(job.namespace, job.name), args, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)))
         outputs[f"{job.namespace}/{job.name}"] = {"statusCommand": ray_job.status_command, **({"code": code_uri} if code_uri else {})}
     return outputs
 
@@ -278,13 +284,15 @@ def build(settings: Settings) -> StackResult:
         add_ons.append(Flannel("flannel", {"pod_cidr": network.pod_cidr, "backend": network.flannel_backend}, opts=component_opts))
     metrics_server = _metrics_server(settings, component_opts) if profile.metrics_server else None
 
+    # Only the namespaces raykube creates: an adopted one is the user's, and never
+    # gets raykube's Pod Security labels or goes with a `pulumi destroy`.
     namespaces = {
         namespace: k8s.core.v1.Namespace(
             f"namespace-{namespace}",
             metadata={"name": namespace, "labels": {**POD_SECURITY_LABELS, "app.kubernetes.io/managed-by": "raykube"}},
             opts=k8s_opts,
         )
-        for namespace in settings.namespaces
+        for namespace in settings.created_namespaces
     }
     # Before the operators and Ray pods: a pod never runs unprotected.
     policies = network_policies(settings, namespaces, component_opts)
@@ -297,7 +305,7 @@ def build(settings: Settings) -> StackResult:
     ray_clusters: dict[tuple[str, str], RayCluster] = {}
     for cluster in settings.ray_clusters:
         ray_cluster = RayCluster(
-            f"{cluster.namespace}-{cluster.name}",
+            cluster_resource_name(cluster.namespace, cluster.name),
             _cluster_args(cluster, ray_aws.injection, ray_aws.service_account, head),
             opts=pulumi.ResourceOptions.merge(
                 component_opts, pulumi.ResourceOptions(depends_on=[operators[cluster.namespace], *ray_aws.depends_on])

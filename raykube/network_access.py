@@ -14,13 +14,9 @@ import pulumi
 
 from components.kube_network_policies import KubeNetworkPolicies
 from components.kube_prometheus_stack import GRAFANA_POD_LABELS, GRAFANA_PORT, PROMETHEUS_POD_LABELS, PROMETHEUS_PORT
-from components.ray_network_policies import NAMESPACE_NAME_LABEL, RayNetworkPolicies
+from components.ray_network_policies import NAMESPACE_NAME_LABEL, RayNetworkPolicies, own_pods
 from raykube.settings import Settings
-
-# Where the Ingress controllers of the classes raykube knows run (the dashboard's
-# traffic comes from there): AKS's application routing add-on, else ingress-nginx's chart.
-INGRESS_CONTROLLER_NAMESPACES = {"webapprouting.kubernetes.azure.com": "app-routing-system"}
-DEFAULT_INGRESS_CONTROLLER_NAMESPACE = "ingress-nginx"
+from raykube.settings.namespaces import ingress_controller_namespace, namespace_dependency
 # runtime_env fields that download at job start (package indexes, remote URIs).
 DOWNLOADING_RUNTIME_ENV = ("pip", "uv", "conda", "working_dir", "py_modules", "py_executable")
 FLANNEL_ENFORCES_NOTHING = (
@@ -63,11 +59,11 @@ def head_access_from(settings: Settings, namespace: str) -> list[dict[str, Any]]
     chosen = settings.network_policies.head_access_from
     if chosen is not None:
         return [peer.as_args() for peer in chosen]
-    sources: list[dict[str, Any]] = [{}]  # the namespace's own pods
+    sources = own_pods(namespace not in settings.adopt_namespaces)  # the namespace's own pods (raykube's alone in an adopted one)
     chosen_controller = settings.network_policies.ingress_controller_namespace
     for cluster in settings.ray_clusters:
         if cluster.namespace == namespace and cluster.dashboard_ingress.enabled:
-            controller = chosen_controller or INGRESS_CONTROLLER_NAMESPACES.get(cluster.dashboard_ingress.class_name or "", DEFAULT_INGRESS_CONTROLLER_NAMESPACE)
+            controller = ingress_controller_namespace(cluster.dashboard_ingress.class_name, chosen_controller)
             if {"namespace": controller} not in sources:
                 sources.append({"namespace": controller})
     return sources
@@ -117,6 +113,8 @@ def network_policy_args(settings: Settings, namespace: str) -> dict[str, Any]:
         "extra_egress": [*([POD_IDENTITY_AGENT_EGRESS] if settings.aws_access.mode == "podIdentity" else []),
                          *(dict(rule) for rule in policies.extra_egress)],
         "head_egress": head_egress(settings),
+        # An adopted namespace holds other workloads: the policies select raykube's pods alone.
+        "owns_namespace": namespace not in settings.adopt_namespaces,
     }
     if policies.dns is not None:
         args["dns"] = [peer.as_args() for peer in policies.dns]
@@ -141,7 +139,7 @@ def network_policies(settings: Settings, namespaces: dict[str, Any], opts: pulum
             RayNetworkPolicies(
                 f"network-policies-{namespace}",
                 network_policy_args(settings, namespace),
-                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace]])),
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=namespace_dependency(namespaces, namespace))),
             )
         )
     return created

@@ -13,6 +13,7 @@ from components.ray_monitors import RayMonitors
 from raykube.operator_dashboard import operator_dashboard
 from raykube.ray_dashboards import ray_dashboards
 from raykube.settings import Settings
+from raykube.settings.namespaces import namespace_dependency
 from raykube.settings.observability import KUBE_PROMETHEUS_STACK_RELEASE
 
 
@@ -87,7 +88,7 @@ def observability(settings: Settings, namespaces: dict[str, Any], opts: pulumi.R
                 "scrape_interval_seconds": observability.scrape_interval_seconds,
                 "alerts": observability.alerts,
             },
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[namespaces[namespace], *after])),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*namespace_dependency(namespaces, namespace), *after])),
         )
     found = dashboards(settings)
     if found:

@@ -12,6 +12,7 @@ from components import defaults
 from raykube.settings.dashboard import DashboardIngress
 from raykube.settings.head_fault_tolerance import GcsFaultTolerance
 from raykube.settings.model import DNS1035, DNS1123, INT32_MAX, Model
+from raykube.settings.namespaces import system_namespace
 from raykube.settings.ray_groups import HeadGroup, WorkerGroup
 
 # KubeRay names the head Service "<cluster>-head-svc" and worker pods
@@ -80,7 +81,11 @@ class RayClusterSettings(Model):
     """One RayCluster and its namespace."""
 
     name: str = Field(default="raycluster", description="RayCluster name (DNS-1035 label, at most 53 characters)")
-    namespace: str = Field(default="ray", description="namespace; gets its own KubeRay operator")
+    namespace: str = Field(
+        default="ray",
+        description="namespace raykube creates for it (an existing one only when adoptNamespaces names it); gets its own KubeRay operator; "
+        "never default, kube-*, an Ingress controller's or the observability or renewer namespace",
+    )
     ray_version: Optional[str] = Field(default=None, description="Ray version; default: the installed `ray` package")
     image: Optional[str] = Field(default=None, description="Ray image; default rayproject/ray:<rayVersion>-py<pythonVersion>")
     python_version: str = Field(
@@ -145,8 +150,10 @@ class RayClusterSettings(Model):
     def _namespace(cls, namespace: str) -> str:
         if len(namespace) > 63 or not DNS1123.match(namespace):
             raise ValueError(f"{namespace!r} must be a DNS-1123 label of at most 63 characters")
-        if namespace.startswith("kube-"):
-            raise ValueError(f"{namespace!r} is reserved for Kubernetes itself")
+        # Its default-deny policy and Pod Security labels would reach every other pod there.
+        reason = system_namespace(namespace)
+        if reason:
+            raise ValueError(f"{reason}: Ray needs a namespace of its own (raykube creates it, e.g. ray)")
         return namespace
 
     @field_validator("worker_groups")

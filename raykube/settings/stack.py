@@ -10,7 +10,9 @@ from components.kuberay_operator import EMBEDDED_GCS_STORAGE_GATE
 from raykube.settings.aws import AwsAccessSettings
 from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, MetricsSettings, NetworkSettings
 from raykube.settings.model import Model
-from raykube.settings.network_policies import NetworkPolicySettings
+from raykube.settings.names import check_derived_names
+from raykube.settings.namespaces import ingress_controller_namespace
+from raykube.settings.network_policies import NetworkPolicySettings, namespace_name
 from raykube.settings.observability import ObservabilitySettings
 from raykube.settings.operator import OperatorSettings
 from raykube.settings.ray_cluster import RayClusterSettings, version_tuple
@@ -36,6 +38,12 @@ class Settings(Model):
     operator: OperatorSettings = Field(default_factory=OperatorSettings, description="KubeRay")
     ray_clusters: list[RayClusterSettings] = Field(
         default_factory=lambda: [RayClusterSettings()], description="Ray clusters, each in its namespace"
+    )
+    adopt_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Ray namespaces that exist already and hold other workloads too: raykube neither creates, labels nor deletes them, "
+        "and its NetworkPolicies there select Ray's and the operator's pods alone; default none: raykube creates every Ray namespace "
+        "(the API server refuses one that exists) and denies all traffic there but Ray's",
     )
     aws_access: AwsAccessSettings = Field(default_factory=AwsAccessSettings, description="AWS access for Ray jobs")
     ray_jobs: list[RayJobSettings] = Field(default_factory=list, description="RayJobs: jobs KubeRay runs, each on its own cluster or a RayCluster")
@@ -92,6 +100,20 @@ class Settings(Model):
         if not clusters:
             raise ValueError("at least one Ray cluster is needed")
         return clusters
+
+    @field_validator("adopt_namespaces")
+    @classmethod
+    def _adopted_are_ray_namespaces(cls, adopted: list[str], info: ValidationInfo) -> list[str]:
+        clusters = info.data.get("ray_clusters")
+        ray_namespaces = list(dict.fromkeys(cluster.namespace for cluster in clusters)) if clusters else None
+        for index, namespace in enumerate(adopted):
+            namespace_name(namespace)
+            if adopted.index(namespace) != index:
+                raise ValueError(f"__{index}__ {namespace!r} is listed twice")
+            if ray_namespaces is not None and namespace not in ray_namespaces:
+                # Adopting is about a namespace Ray runs in: anything else would be a silent no-op.
+                raise ValueError(f"__{index}__ {namespace!r} is no Ray namespace (rayClusters[].namespace: {', '.join(ray_namespaces)})")
+        return adopted
 
     @field_validator("aws_access")
     @classmethod
@@ -159,6 +181,33 @@ class Settings(Model):
             raise ValueError(
                 f"__observability.namespace__ {observability.namespace!r} is a Ray namespace (its NetworkPolicies let only Ray in): use a namespace of its own"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _ray_namespaces_are_not_the_networks(self) -> "Settings":
+        """The namespaces the policies name as other parties (Ingress controllers, DNS) are shared, never Ray's."""
+        policies = self.network_policies
+        shared: dict[str, str] = {}
+        for peer in policies.dns or ():
+            if peer.namespace:
+                shared.setdefault(peer.namespace, "networkPolicies.dns")
+        if policies.ingress_controller_namespace:
+            shared.setdefault(policies.ingress_controller_namespace, "networkPolicies.ingressControllerNamespace")
+        for index, cluster in enumerate(self.ray_clusters):
+            if cluster.dashboard_ingress.enabled:
+                controller = ingress_controller_namespace(cluster.dashboard_ingress.class_name, policies.ingress_controller_namespace)
+                shared.setdefault(controller, f"the Ingress controller of rayClusters[{index}].dashboardIngress")
+        for index, cluster in enumerate(self.ray_clusters):
+            if cluster.namespace in shared:
+                raise ValueError(
+                    f"__rayClusters.{index}.namespace__ {cluster.namespace!r} is {shared[cluster.namespace]}'s namespace: "
+                    "Ray needs a namespace of its own"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _every_derived_name_is_unique_and_fits(self) -> "Settings":
+        check_derived_names(self)
         return self
 
     @model_validator(mode="after")
@@ -242,3 +291,8 @@ class Settings(Model):
     def namespaces(self) -> list[str]:
         """Ray namespaces in first-use order."""
         return list(dict.fromkeys(cluster.namespace for cluster in self.ray_clusters))
+
+    @property
+    def created_namespaces(self) -> list[str]:
+        """The Ray namespaces raykube creates and owns (all but the adopted ones)."""
+        return [namespace for namespace in self.namespaces if namespace not in self.adopt_namespaces]
