@@ -21,10 +21,17 @@ def api_client(settings):
     from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
+    import yaml
+
     try:
         client = config.new_client_from_config(config_file=settings.kubeconfig, context=settings.kube_context)
-    except (ConfigException, FileNotFoundError, OSError) as error:
-        raise ClusterUnreachable(f"cannot load the kubeconfig (raykube:kubeconfig / raykube:kubeContext or KUBECONFIG): {error}") from None
+    except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError) as error:
+        # The client's loader trusts the file's shape: a garbage kubeconfig (not YAML, a list, not
+        # UTF-8, bad base64) surfaces as any of these. One line, never its traceback.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if not isinstance(error, (ConfigException, OSError)):
+            reason = f"not a kubeconfig ({type(error).__name__}: {reason})"
+        raise ClusterUnreachable(f"cannot load the kubeconfig (raykube:kubeconfig / raykube:kubeContext or KUBECONFIG): {reason[:300]}") from None
     client.configuration.retries = 1
     return client
 

@@ -36,6 +36,12 @@ class StackFileError(Exception):
 STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    def __init__(self, key: Any, first: int, second: int):
+        self.key, self.lines = key, (first, second)
+        super().__init__(None, None, f"the key {key!r} is written twice (lines {first} and {second}); keep one")
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key written twice in one mapping (at any level):
     plain PyYAML keeps the last value, so `raykube:target` twice deploys whichever came last."""
@@ -52,8 +58,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 except TypeError:
                     continue  # an unhashable key: SafeLoader refuses it below
                 if first is not key_node.start_mark:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"the key {key!r} is written twice (first at line {first.line + 1}); keep one", key_node.start_mark)
+                    raise DuplicateKeyError(key, first.line + 1, key_node.start_mark.line + 1)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -83,12 +88,14 @@ def stack_file_config(path: Path, source: str) -> dict[str, Any]:
         raise StackFileError(f"cannot read {source}: {error.strerror or error}") from None
     try:
         document = yaml.load(text, Loader=UniqueKeyLoader)
+    except DuplicateKeyError as error:
+        raise StackFileError(f"{source} writes the key {error.key!r} twice (lines {error.lines[0]} and {error.lines[1]}): YAML would keep only the last; keep one") from None
     except yaml.YAMLError as error:
         raise StackFileError(f"{source} is not valid YAML: {_yaml_problem(error)}") from None
     if document is None:
         raise StackFileError(f"{source} is empty; a stack file has a `config:` mapping of settings, e.g. `config: {{raykube:target: eks}}`")
     if not isinstance(document, dict):
-        raise StackFileError(f"{source} must be a mapping with a `config:` section, not a {_kind(document)}")
+        raise StackFileError(f"{source} must be a mapping with a `config:` section, not {_kind(document)}")
     strays = [key for key in document if key not in STACK_FILE_KEYS]
     if strays:
         stray = strays[0]
