@@ -1,9 +1,9 @@
-"""`python -m raykube.component_docs [--check]`: the README's component reference, from the schema.
+"""`python -m raykube.component_docs [--check]`: docs/components.md's reference, from the schema.
 
 The schema is what `pulumi package add <repo>/components` gives every Pulumi
 language: Pulumi's own analyzer infers it from the components' typed Args
-and documented outputs. This writes it into README.md between the markers;
---check exits 1 when the README is stale.
+and documented outputs. This writes it into docs/components.md between the
+markers; --check exits 1 when that file is stale.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+DOC = ROOT / "docs" / "components.md"
+GENERATOR = "python -m raykube.component_docs"
 START, END = "<!-- components:start -->", "<!-- components:end -->"
 PACKAGE = "raykube"
 
@@ -47,11 +48,11 @@ def _cell(text: str) -> str:
 
 
 def reference(schema: dict[str, Any]) -> str:
-    lines = [START, "", "Generated from the package schema by `python -m raykube.component_docs`; do not edit by hand.", ""]
+    lines = [START, "", f"Generated from the package schema by `{GENERATOR}`; do not edit by hand.", ""]
     for token, resource in sorted(schema["resources"].items()):
         name = token.rsplit(":", 1)[-1]
         required = set(resource.get("requiredInputs", []))
-        lines += [f"#### {name}", "", _cell(resource.get("description", "")), "", "| input | type | description |", "|---|---|---|"]
+        lines += [f"### {name}", "", _cell(resource.get("description", "")), "", "| input | type | description |", "|---|---|---|"]
         for prop, spec in sorted(resource.get("inputProperties", {}).items()):
             lines.append(f"| `{prop}`{' (required)' if prop in required else ''} | {_type_name(spec)} | {_cell(spec.get('description', ''))} |")
         lines += ["", "| output | type | description |", "|---|---|---|"]
@@ -60,7 +61,7 @@ def reference(schema: dict[str, Any]) -> str:
         lines.append("")
     types = schema.get("types", {})
     if types:
-        lines += ["#### Types", ""]
+        lines += ["### Types", ""]
         for token, spec in sorted(types.items()):
             fields = ", ".join(f"`{prop}`" for prop in sorted(spec.get("properties", {})))
             lines.append(f"- `{token.rsplit(':', 1)[-1]}`: {_cell(spec.get('description', ''))} Fields: {fields}.")
@@ -69,30 +70,33 @@ def reference(schema: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def updated_readme(text: str, block: str) -> str:
-    if START not in text or END not in text:
-        raise SystemExit(f"README.md has no {START} ... {END} markers")
-    before, rest = text.split(START, 1)
-    return before + block + rest.split(END, 1)[1]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m raykube.component_docs", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md is stale, change nothing")
-    args = parser.parse_args(argv)
-    text = README.read_text(encoding="utf-8")
-    new = updated_readme(text, reference(package_schema()))
-    if args.check:
+def replace_between_markers(path: Path, start: str, end: str, block: str, generator: str, what: str, check: bool) -> int:
+    """Write `block` (markers included) over the text between `start` and `end` in `path`; 1 if --check finds it stale."""
+    name = path.relative_to(ROOT)
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        print(f"{name} has no {start} ... {end} markers", file=sys.stderr)
+        return 1
+    before, rest = text.split(start, 1)
+    new = before + block + rest.split(end, 1)[1]
+    if check:
         if new != text:
-            print("README.md's component reference is stale: run `venv/bin/python -m raykube.component_docs`", file=sys.stderr)
+            print(f"{name}'s {what} is stale: run `venv/bin/{generator}`", file=sys.stderr)
             return 1
         return 0
     if new == text:
-        print("README.md: component reference already up to date")
+        print(f"{name}: {what} already up to date")
         return 0
-    README.write_text(new, encoding="utf-8")
-    print("README.md: component reference updated")
+    path.write_text(new, encoding="utf-8")
+    print(f"{name}: {what} updated")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=GENERATOR, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/components.md is stale, change nothing")
+    args = parser.parse_args(argv)
+    return replace_between_markers(DOC, START, END, reference(package_schema()), GENERATOR, "component reference", check=args.check)
 
 
 if __name__ == "__main__":
