@@ -1,6 +1,6 @@
 """checkov over every stack's committed render, and over the Pods KubeRay makes from each
 RayCluster and RayJob template (checkov reads Pod specs, not custom resources): the only
-failed checks are the ones the README's security section justifies."""
+failed checks are the ones docs/security.md justifies."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ import yaml
 from tests.helpers.program import ROOT, STACKS, run_program, stack_file_config
 
 CHECKOV = ROOT / "venv-checkov" / "bin" / "checkov"
-# Each stays failed on purpose; README "Security" says why, under the same ID.
+# Each stays failed on purpose; docs/security.md says why, under the same ID.
 JUSTIFIED = {
     "CKV_K8S_43": "images are pinned by tag by default; rayClusters[].imageDigest pins by digest",
     "CKV_K8S_15": "imagePullPolicy stays IfNotPresent: a pinned tag or digest, and no registry round trip per pod start",
@@ -109,12 +109,10 @@ def test_the_pods_were_scanned_and_the_fixed_checks_pass(scanned):
     assert {resource for check, resource, _ in failed if check == "CKV_K8S_38"} <= autoscaled_heads(folder)
 
 
-def test_every_justified_check_is_explained_in_the_readme():
-    readme = (ROOT / "README.md").read_text()
-    security = readme[readme.index("## Security"):]
-    security = security[: security.index("\n## ", 1)] if "\n## " in security[1:] else security
+def test_every_justified_check_is_explained_in_the_security_page():
+    security = (ROOT / "docs" / "security.md").read_text()
     for check in JUSTIFIED:
-        assert re.search(rf"`{check}`", security), f"README's Security section does not explain {check}"
+        assert re.search(rf"`{check}`", security), f"docs/security.md does not explain {check}"
 
 
 def test_an_image_digest_satisfies_the_digest_check(tmp_path):

@@ -1,5 +1,5 @@
 """The components as a Pulumi component package: the schema Pulumi's analyzer infers
-is complete and documented, the README's reference is generated from it, and the
+is complete and documented, docs/components.md's reference is generated from it, and the
 plugin starts from its own folder."""
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_the_type_tokens_the_program_registers_are_the_schemas(stack_runs, schem
     assert registered and registered <= set(schema["resources"])
 
 
-def test_the_readme_reference_is_fresh():
+def test_the_component_reference_is_fresh():
     assert component_docs(["--check"]) == 0, "run `venv/bin/python -m raykube.component_docs`"
 
 

@@ -1,4 +1,4 @@
-"""The README's read-only preview identity on the real API server: it may read every kind a
+"""The read-only preview identity of docs/previews.md on the real API server: it may read every kind a
 stack manages (what `pulumi preview` diffs against) and change none of them."""
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ CHART_KINDS = [("v1", "ServiceAccount"), ("v1", "Service"), ("v1", "ConfigMap"),
 
 
 def readme_rbac() -> list[dict]:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("#### Read-only previews"):]
+    page = (ROOT / "docs" / "previews.md").read_text()
+    section = page[page.index("## Read-only previews"):]
     block = section[section.index("```yaml") + len("```yaml"): section.index("```", section.index("```yaml") + 3)]
     return [doc for doc in yaml.safe_load_all(block) if doc]
 

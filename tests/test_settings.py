@@ -152,7 +152,7 @@ def test_defaults_are_a_complete_local_stack():
     assert settings.kubelet_insecure_tls is True
     cluster_ = settings.ray_clusters[0]
     assert cluster_.effective_ray_version == installed_ray_version()
-    # The image's Python is the pinned 3.11 (README, "Pinned versions"), whatever Python runs the program.
+    # The image's Python is the pinned 3.11 (docs/pinned-versions.md), whatever Python runs the program.
     assert cluster_.effective_image == f"rayproject/ray:{installed_ray_version()}-py311"
     assert cluster_.head.ray_resources == {"CPU": 0.0}
 

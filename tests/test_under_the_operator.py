@@ -143,7 +143,7 @@ def test_first_up_gets_every_cluster_ready_and_a_second_up_touches_no_pod(simula
             assert "/tmp" in {mount.mount_path for mount in autoscaler.volume_mounts}
         (head,) = sim.running(namespace, f"ray.io/cluster={name},ray.io/node-type=head")
         ray_container = head.spec.containers[0]
-        # README Security: KubeRay adds the probes checkov misses in the template (CKV_K8S_8, CKV_K8S_9).
+        # docs/security.md: KubeRay adds the probes checkov misses in the template (CKV_K8S_8, CKV_K8S_9).
         assert ray_container.readiness_probe and ray_container.liveness_probe
         assert ray_container.security_context.read_only_root_filesystem is True
         for group in spec["workerGroupSpecs"]:
@@ -263,7 +263,7 @@ def test_an_up_after_rays_autoscaler_scaled_a_group_removes_no_worker(simulated_
     assert set(sim.pod_uids(namespace, selector).values()) == workers  # no worker removed
     assert RECREATE_LOG not in sim.operator_log(namespace)
     # The spec no longer holds the autoscaler's count (the list is atomic, replicas defaults to 0): the
-    # README's "Ray's autoscaler and pulumi up" says so. Ray's next decision writes it again:
+    # docs/day-2.md ("Changing a Ray cluster") says so. Ray's next decision writes it again:
     assert live.get("replicas", 0) == 0
     autoscaler_patch(sim, namespace, name, 0, 3)
     time.sleep(2)
