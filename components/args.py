@@ -8,11 +8,36 @@ Values that are still Outputs are checked once known, by the builders.
 """
 from __future__ import annotations
 
+import collections.abc
 import difflib
 import typing
 from typing import Any, Mapping, Optional, Union
 
 import pulumi
+
+# Every whole number a component takes ends up in an int32 field of the API
+# (replicas, seconds, percentages, ports), none of which takes a negative value.
+INT32_MAX = 2**31 - 1
+# Fields whose API range is narrower, by name (the same name means the same
+# thing in every component): Kubernetes' own limits for HPA behaviour
+# (periodSeconds 1..1800, stabilizationWindowSeconds <= 3600, a policy value and
+# an HPA's replicas >= 1 where it scales), ports, and metrics-server's.
+RANGES: dict[str, tuple[int, int]] = {
+    "api_server_ports": (1, 65535),
+    "period_seconds": (1, 1800),
+    "stabilization_window_seconds": (0, 3600),
+    "scale_down_stabilization_seconds": (0, 3600),
+    "pods": (1, INT32_MAX),
+    "percent": (1, INT32_MAX),
+    "target_cpu_utilization_percent": (1, INT32_MAX),
+    "ready_timeout_seconds": (1, INT32_MAX),
+    "scrape_interval_seconds": (1, INT32_MAX),
+    "resolution_seconds": (1, INT32_MAX),
+    "sync_period_seconds": (1, INT32_MAX),
+    "duration_seconds": (900, 43200),
+    "max_session_duration_seconds": (3600, 43200),
+    "token_expiration_seconds": (600, INT32_MAX),
+}
 
 
 class ComponentArgsError(pulumi.RunError):
@@ -44,6 +69,74 @@ def _typed_dict(tp: Any) -> tuple[Optional[type], bool]:
     return None, False
 
 
+def _plain_types(tp: Any) -> list[Any]:
+    """The types a plain (not yet an Output) value of `tp` may have: Input[], Required[] and Optional[] unwrapped."""
+    origin, arguments = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Required, typing.NotRequired):
+        return _plain_types(arguments[0])
+    if origin is Union:
+        found = []
+        for argument in arguments:
+            if argument is type(None) or isinstance(argument, typing.ForwardRef) or typing.get_origin(argument) is collections.abc.Awaitable:
+                continue
+            found += _plain_types(argument)
+        return found
+    return [tp]
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if typing.is_typeddict(tp) or tp in (dict, Mapping) or origin in (dict, collections.abc.Mapping):
+        return "a mapping"
+    if origin in (list, tuple, collections.abc.Sequence):
+        return "a list"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    """Whether a plain value has the type `tp` (containers by their shape, their items by _check_value)."""
+    if tp is Any or isinstance(value, (pulumi.Output, collections.abc.Awaitable)):
+        return True
+    origin = typing.get_origin(tp)
+    if typing.is_typeddict(tp) or tp in (dict, Mapping) or origin in (dict, collections.abc.Mapping):
+        return isinstance(value, Mapping)
+    if origin in (list, tuple, collections.abc.Sequence):
+        return isinstance(value, (list, tuple))
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _check_value(component: str, field: str, name: str, tp: Any, value: Any) -> None:
+    """ComponentArgsError unless `value` has one of `tp`'s plain types, items included, and an int is in its range."""
+    if value is None or isinstance(value, (pulumi.Output, collections.abc.Awaitable)):
+        return  # None: the default; Outputs: checked once known, by the builders
+    types = _plain_types(tp)
+    matching = [candidate for candidate in types if _fits(value, candidate)]
+    if not matching:
+        expected = " or ".join(dict.fromkeys(_describe(candidate) for candidate in types))
+        raise ComponentArgsError(component, field, f"must be {expected}, not {type(value).__name__} {value!r}")
+    chosen = matching[0]
+    if chosen is int:
+        low, high = RANGES.get(name, (0, INT32_MAX))
+        if not low <= value <= high:
+            raise ComponentArgsError(component, field, f"must be between {low} and {high}, got {value}")
+    origin, arguments = typing.get_origin(chosen), typing.get_args(chosen)
+    if origin in (list, tuple, collections.abc.Sequence) and arguments and not typing.is_typeddict(arguments[0]):
+        for index, item in enumerate(value):
+            _check_value(component, f"{field}[{index}]", name, arguments[0], item)
+    elif origin in (dict, collections.abc.Mapping) and len(arguments) == 2:
+        for key, item in value.items():
+            _check_value(component, f"{field}.{key}", name, arguments[0], key)
+            _check_value(component, f"{field}.{key}", name, arguments[1], item)
+
+
 def _unknown(component: str, where: str, key: str, known: list[str]) -> ComponentArgsError:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]}?)" if close else f"; the fields are {', '.join(sorted(known))}"
@@ -51,8 +144,9 @@ def _unknown(component: str, where: str, key: str, known: list[str]) -> Componen
 
 
 def check_args(component: str, args_type: type, args: Any, where: str = "") -> None:
-    """Raise ComponentArgsError for a key `args_type` does not declare, or a required one missing,
-    at any depth of plain values. `component` names the instance, e.g. "RayCluster 'ray'"."""
+    """Raise ComponentArgsError for a key `args_type` does not declare, a value of another type
+    or out of its range, or a required key missing, at any depth of plain values. `component`
+    names the instance, e.g. "RayCluster 'ray'"."""
     if isinstance(args, pulumi.Output) or args is None:
         return
     if not isinstance(args, Mapping):
@@ -62,6 +156,8 @@ def check_args(component: str, args_type: type, args: Any, where: str = "") -> N
     for key in args:  # first: a misspelled required field is a typo, not a missing field
         if key not in hints:
             raise _unknown(component, where, str(key), list(hints))
+    for key, value in args.items():  # then what was given: a wrong type is never passed on to the API
+        _check_value(component, f"{where}{key}", str(key), hints[key], value)
     for key in sorted(getattr(args_type, "__required_keys__", frozenset()) - set(args)):
         raise ComponentArgsError(component, f"{where}{key}", "required field missing")
     for key, value in args.items():

@@ -12,7 +12,7 @@ import pulumi
 import yaml
 
 from components.local_file import LocalFile
-from components.args import check_args, component_label
+from components.args import ComponentArgsError, check_args, component_label
 
 KUBELET_API = "kubelet.config.k8s.io/v1beta1"
 # kubeadm's own issuer (https://kubernetes.default.svc.<dnsDomain>), and the audience of every in-cluster token.
@@ -139,9 +139,13 @@ class KubeadmConfig(pulumi.ComponentResource):
     """kubeadm API version of the file (v1beta3 or v1beta4)."""
 
     def __init__(self, name: str, args: KubeadmConfigArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        check_args(component_label("KubeadmConfig", name), KubeadmConfigArgs, args)
+        label = component_label("KubeadmConfig", name)
+        check_args(label, KubeadmConfigArgs, args)
+        try:  # before anything is registered
+            text = render_kubeadm_config(args)
+        except ValueError as error:
+            raise ComponentArgsError(label, "kubernetes_version", str(error)) from None
         super().__init__("raykube:index:KubeadmConfig", name, None, opts)
-        text = render_kubeadm_config(args)
         self.file: Optional[LocalFile] = None
         if args.get("path"):
             self.file = LocalFile(f"{name}-file", path=args["path"], content=text, opts=pulumi.ResourceOptions(parent=self))

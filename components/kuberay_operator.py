@@ -7,7 +7,8 @@ import pulumi
 from components.merge import deep_merge
 from components.pinned_chart import pinned_chart
 from components.versions import KUBERAY_HELM_REPOSITORY, KUBERAY_OPERATOR_CHART, KUBERAY_VERSION
-from components.args import check_args, component_label
+from components.args import ComponentArgsError, check_args, component_label
+from components.quantity import resources_problem
 
 
 # The kuberay-operator chart's own `featureGates` (chart 1.7.0, in its order).
@@ -106,7 +107,11 @@ class KubeRayOperator(pulumi.ComponentResource):
     """Helm release name of the operator."""
 
     def __init__(self, name: str, args: KubeRayOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        check_args(component_label("KubeRayOperator", name), KubeRayOperatorArgs, args)
+        label = component_label("KubeRayOperator", name)
+        check_args(label, KubeRayOperatorArgs, args)
+        problem = resources_problem(args.get("resources") or {})
+        if problem:
+            raise ComponentArgsError(label, f"resources{'.' + problem[0] if problem[0] else ''}", problem[1])
         super().__init__("raykube:index:KubeRayOperator", name, None, opts)
         version = args.get("version") or KUBERAY_VERSION
         self.chart = pinned_chart(

@@ -7,7 +7,7 @@ import pulumi
 from components.merge import deep_merge
 from components.pinned_chart import pinned_chart
 from components.versions import METRICS_SERVER_CHART, METRICS_SERVER_CHART_VERSION, METRICS_SERVER_HELM_REPOSITORY
-from components.args import check_args, component_label
+from components.args import ComponentArgsError, check_args, component_label
 
 
 class MetricsServerArgs(TypedDict, total=False):
@@ -27,15 +27,16 @@ class MetricsServerArgs(TypedDict, total=False):
     """any other chart value, merged last (default {})."""
 
 
-def metrics_server_args(args: MetricsServerArgs) -> list[str]:
+def metrics_server_args(args: MetricsServerArgs, component: str = "MetricsServer") -> list[str]:
     """The container's flags. They replace the chart's `defaultArgs`, whose
     --metric-resolution would otherwise come twice."""
     resolution = args.get("resolution_seconds", 15)
     timeout = args.get("kubelet_request_timeout_seconds", 10)
     if resolution < 10:
-        raise ValueError(f"metric resolution {resolution}s is below metrics-server's minimum of 10s")
+        raise ComponentArgsError(component, "resolution_seconds", f"{resolution}s is below metrics-server's minimum of 10s")
     if 0.9 * resolution < timeout:
-        raise ValueError(f"kubelet request timeout {timeout}s exceeds 0.9 x resolution {resolution}s")
+        # metrics-server refuses to start otherwise.
+        raise ComponentArgsError(component, "kubelet_request_timeout_seconds", f"{timeout}s exceeds 0.9 x resolution_seconds ({resolution}s)")
     flags = [
         "--cert-dir=/tmp",
         "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
@@ -55,9 +56,11 @@ class MetricsServer(pulumi.ComponentResource):
     """Namespace metrics-server runs in."""
 
     def __init__(self, name: str, args: MetricsServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        check_args(component_label("MetricsServer", name), MetricsServerArgs, args)
-        super().__init__("raykube:index:MetricsServer", name, None, opts)
+        label = component_label("MetricsServer", name)
+        check_args(label, MetricsServerArgs, args)
         args = args or {}
+        flags = metrics_server_args(args, label)  # before anything is registered
+        super().__init__("raykube:index:MetricsServer", name, None, opts)
         namespace = args.get("namespace") or "kube-system"
         self.chart = pinned_chart(
             f"{name}-chart",
@@ -66,7 +69,7 @@ class MetricsServer(pulumi.ComponentResource):
             repository=METRICS_SERVER_HELM_REPOSITORY,
             namespace=namespace,
             release="metrics-server",
-            values=deep_merge({"defaultArgs": metrics_server_args(args)}, args.get("values") or {}),
+            values=deep_merge({"defaultArgs": flags}, args.get("values") or {}),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.namespace = pulumi.Output.from_input(namespace)

@@ -11,6 +11,7 @@ from components.ray_network_policies import AUTOSCALER_METRICS_PORT, DASHBOARD_M
 from components.ray_node import ray_resources, ray_start_params
 from components.ray_pod import KUBERNETES_API_CLIENT_LABEL, TMP_MOUNT, SecretInjection, container_security_context, ray_pod_template
 from components.args import ComponentArgsError, check_args, component_label
+from components.quantity import resources_problem
 from components import defaults
 
 GCS_PORT = 6379
@@ -235,14 +236,30 @@ def gcs_fault_tolerance_options(ft: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def check_worker_groups(component: str, groups: Any) -> None:
-    """What the types cannot say: the mode, and min <= max. Outputs are checked once known."""
+def check_group_resources(component: str, where: str, group: Any) -> None:
+    """A group's container resources as Kubernetes takes them (quantities, names, GPU counts)."""
+    if not isinstance(group, Mapping):
+        return
+    resources = group.get("resources")
+    if resources is None or isinstance(resources, pulumi.Output):
+        return
+    problem = resources_problem(resources)
+    if problem:
+        field, message = problem
+        raise ComponentArgsError(component, f"{where}.resources{'.' + field if field else ''}", message)
+
+
+def check_worker_groups(component: str, groups: Any, head: Any = None) -> None:
+    """What the types cannot say: the mode, min <= max, the resources. Outputs are checked once known."""
+    if head is not None and not isinstance(head, pulumi.Output):
+        check_group_resources(component, "head", head)
     if isinstance(groups, pulumi.Output) or not groups:
         return
     for index, group in enumerate(groups):
         if isinstance(group, pulumi.Output):
             continue
         where = f"worker_groups[{index}]"
+        check_group_resources(component, where, group)
         mode = group.get("autoscaling", "ray")
         if mode not in ("ray", "fixed"):
             raise ComponentArgsError(component, f"{where}.autoscaling", f"RayCluster takes 'ray' or 'fixed', not {mode!r} (an HPA-scaled group is a RayWorkerPool)")
@@ -256,7 +273,7 @@ def check_worker_groups(component: str, groups: Any) -> None:
 
 def ray_cluster_spec(args: Mapping[str, Any], component: str = "RayCluster") -> dict[str, Any]:
     """The RayCluster `spec` for resolved (plain) arguments."""
-    check_worker_groups(component, args.get("worker_groups"))
+    check_worker_groups(component, args.get("worker_groups"), args.get("head"))
     head = dict(args.get("head") or {})
     groups = [dict(group) for group in args.get("worker_groups") or ()]
     injection = args.get("injection") or {}
@@ -357,7 +374,7 @@ class RayCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: RayClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         label = component_label("RayCluster", name)
         check_args(label, RayClusterArgs, args)
-        check_worker_groups(label, args.get("worker_groups"))
+        check_worker_groups(label, args.get("worker_groups"), args.get("head"))
         super().__init__("raykube:index:RayCluster", name, None, opts)
         namespace = args["namespace"]
         cluster_name = args.get("cluster_name") or name

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.ray_cluster import AutoscalerArgs, HeadGroupArgs, WorkerGroupArgs, ray_cluster_spec
+from components.ray_cluster import AutoscalerArgs, HeadGroupArgs, WorkerGroupArgs, check_worker_groups, ray_cluster_spec
 from components.ray_pod import SecretInjection
 from components.args import check_args, component_label
 
@@ -99,7 +99,10 @@ class RayJob(pulumi.ComponentResource):
     """kubectl command that prints the job's status."""
 
     def __init__(self, name: str, args: RayJobArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        check_args(component_label("RayJob", name), RayJobArgs, args)
+        label = component_label("RayJob", name)
+        check_args(label, RayJobArgs, args)
+        # The job's own cluster, as RayCluster checks it: before anything is registered.
+        check_worker_groups(label, args.get("worker_groups"), args.get("head"))
         super().__init__("raykube:index:RayJob", name, None, opts)
         namespace = args["namespace"]
         job_name = args.get("job_name") or name

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components.horizontal_pod_autoscaler import HorizontalPodAutoscaler, ScaleUpArgs
 from components.quantity import parse_quantity
-from components.ray_cluster import AUTH_TOKEN_KEY, GCS_PORT, auth_token_secret, head_service_name
+from components.ray_cluster import AUTH_TOKEN_KEY, GCS_PORT, auth_token_secret, check_group_resources, head_service_name
 from components.ray_node import ray_resources, ray_start_args, ray_start_params
 from components.ray_monitors import METRICS_PORT_NAME
 from components.ray_network_policies import METRICS_EXPORT_PORT
@@ -123,6 +123,7 @@ def check_pool_group(component: str, group: Mapping[str, Any]) -> None:
         raise ComponentArgsError(component, "group.min_replicas", f"an HPA keeps at least 1 replica, got {minimum}")
     if minimum > maximum:
         raise ComponentArgsError(component, "group.max_replicas", f"must be >= min_replicas ({minimum}), got {maximum}")
+    check_group_resources(component, "group", group)
     if "cpu" not in ((group.get("resources") or {}).get("requests") or {}):
         raise ComponentArgsError(component, "group.resources.requests", "needs a cpu request: the HPA's utilization is relative to it")
 
@@ -282,8 +283,8 @@ class RayWorkerPool(pulumi.ComponentResource):
         label = component_label("RayWorkerPool", name)
         check_args(label, RayWorkerPoolArgs, args)
         check_pool_group(label, args["group"])
+        manifest = worker_pool_deployment(args)  # before anything is registered
         super().__init__("raykube:index:RayWorkerPool", name, None, opts)
-        manifest = worker_pool_deployment(args)
         group = args["group"]
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
