@@ -70,7 +70,7 @@ def host_renewal_warning(settings: Settings) -> str:
     )
     return (
         f"awsAccess.mode secret: the Secrets' credentials last {hours:g} h and only `pulumi up` or "
-        "`raykube credentials renew` renews them: run the renewal from a system timer (README: AWS credentials in running Ray pods); "
+        "`raykube credentials renew` renews them: run the renewal from a system timer (docs/aws-credentials-renewal.md); "
         + instead
     )
 

@@ -21,7 +21,7 @@ from raykube.settings.namespaces import ingress_controller_namespace, namespace_
 DOWNLOADING_RUNTIME_ENV = ("pip", "uv", "conda", "working_dir", "py_modules", "py_executable")
 FLANNEL_ENFORCES_NOTHING = (
     "networkPolicies: Flannel does not enforce NetworkPolicies, so the Ray namespaces' policies are not in force on this "
-    "cluster; set networkPolicies.enforcer: kube-network-policies to enforce them (README: Security)"
+    "cluster; set networkPolicies.enforcer: kube-network-policies to enforce them (docs/security.md)"
 )
 
 NOBODY_MAY_SCRAPE = (
@@ -40,7 +40,7 @@ def api_server_cidrs(settings: Settings) -> list[str]:
     if chosen is not None:
         return list(chosen)
     if not settings.profile.kubeadm_config:
-        return ["0.0.0.0/0"]  # a managed control plane's addresses are the cloud's (README: narrow them)
+        return ["0.0.0.0/0"]  # a managed control plane's addresses are the cloud's (docs/security.md: narrow them)
     # Policies match after the Service's DNAT on most plugins, before it on a few: both addresses.
     advertised = settings.effective_kubeadm.advertise_address
     service = f"{kubernetes_service_ip(settings.effective_network.service_cidr)}/32"
