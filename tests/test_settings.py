@@ -125,6 +125,40 @@ INVALID = [
     ("unknown RayJob submission mode", {"rayJobs": [{"name": "j", "entrypoint": "x", "submissionMode": "Interactive"}]}, "raykube:rayJobs[0].submissionMode"),
     ("two RayJobs of one name", {"rayJobs": [{"name": "j", "entrypoint": "x"}, {"name": "j", "entrypoint": "y"}]}, "raykube:rayJobs[1].name"),
     ("renew window longer than the session", {"awsAccess": {"sessionDurationSeconds": 900, "renewBeforeSeconds": 900}}, "raykube:awsAccess.renewBeforeSeconds"),
+    # What the API server or AWS would refuse halfway through `pulumi up` is refused here (issue 30).
+    ("memory without a unit (2 bytes)", group(resources={"requests": {"cpu": "1", "memory": "2"}}), "raykube:rayClusters[0].workerGroups[0].resources.requests"),
+    ("CPUs in binary units", group(resources={"requests": {"cpu": "2Gi"}}), "raykube:rayClusters[0].workerGroups[0].resources.requests"),
+    ("a fraction of a GPU", group(resources={"limits": {"nvidia.com/gpu": "0.5"}}), "raykube:rayClusters[0].workerGroups[0].resources.limits"),
+    ("a resource Kubernetes does not know", group(resources={"requests": {"cpus": "1"}}), "raykube:rayClusters[0].workerGroups[0].resources.requests"),
+    ("GPU request other than its limit", group(resources={"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "2"}}), "raykube:rayClusters[0].workerGroups[0].resources.limits"),
+    ("operator memory without a unit", {"operator": {"resources": {"limits": {"memory": "512"}}}}, "raykube:operator.resources"),
+    ("unknown toleration operator", group(tolerations=[{"key": "gpu", "operator": "Equals", "value": "x"}]), "raykube:rayClusters[0].workerGroups[0].tolerations[0].operator"),
+    ("unknown toleration effect", group(tolerations=[{"key": "gpu", "operator": "Exists", "effect": "NoSchedul"}]), "raykube:rayClusters[0].workerGroups[0].tolerations[0].effect"),
+    ("toleration value with operator Exists", group(tolerations=[{"key": "gpu", "operator": "Exists", "value": "x"}]), "raykube:rayClusters[0].workerGroups[0].tolerations[0].value"),
+    ("tolerationSeconds without NoExecute", group(tolerations=[{"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 60}]),
+     "raykube:rayClusters[0].workerGroups[0].tolerations[0].tolerationSeconds"),
+    ("misspelled toleration field", group(tolerations=[{"key": "gpu", "operator": "Exists", "efect": "NoSchedule"}]), "raykube:rayClusters[0].workerGroups[0].tolerations[0].efect"),
+    ("operator toleration of every key with Equal", {"operator": {"tolerations": [{"operator": "Equal", "value": "x"}]}}, "raykube:operator.tolerations[0].operator"),
+    ("label key with a space", group(labels={"team name": "ml"}), "raykube:rayClusters[0].workerGroups[0].labels"),
+    ("label value past 63 characters", group(labels={"team": "x" * 64}), "raykube:rayClusters[0].workerGroups[0].labels"),
+    ("node selector value that is no label value", group(nodeSelector={"pool": "gpu pool"}), "raykube:rayClusters[0].workerGroups[0].nodeSelector"),
+    ("environment variable name with a space", group(env={"MY VAR": "1"}), "raykube:rayClusters[0].workerGroups[0].env"),
+    ("annotation key with two slashes", cluster(dashboardIngress={"enabled": True, "annotations": {"a/b/c": "x"}}), "raykube:rayClusters[0].dashboardIngress.annotations"),
+    ("Ingress host with a scheme", cluster(dashboardIngress={"enabled": True, "host": "https://ray.example.com"}), "raykube:rayClusters[0].dashboardIngress.host"),
+    ("Ingress host that is an IP address", cluster(dashboardIngress={"enabled": True, "host": "10.0.0.1"}), "raykube:rayClusters[0].dashboardIngress.host"),
+    ("TLS host with a port", cluster(dashboardIngress={"enabled": True, "tls": {"secretName": "t", "hosts": ["ray.example.com:443"]}}),
+     "raykube:rayClusters[0].dashboardIngress.tls.hosts[0]"),
+    ("Ingress class with capitals", cluster(dashboardIngress={"enabled": True, "className": "Nginx"}), "raykube:rayClusters[0].dashboardIngress.className"),
+    ("monitor label key that is no key", {"observability": {"mode": "podMonitors", "monitorLabels": {"release!": "x"}}}, "raykube:observability.monitorLabels"),
+    ("policy peer label value with a space", {"networkPolicies": {"metricsFrom": [{"namespace": "monitoring", "podLabels": {"app": "prom etheus"}}]}},
+     "raykube:networkPolicies.metricsFrom[0].podLabels"),
+    ("AWS region that does not exist", {"awsAccess": {"region": "us-east1"}}, "raykube:awsAccess.region"),
+    ("credentials Secret name with capitals", {"awsAccess": {"secretName": "AWS_Credentials"}}, "raykube:awsAccess.secretName"),
+    ("Ray version that is no release", cluster(rayVersion="2.60", allowVersionMismatch=True), "raykube:rayClusters[0].rayVersion"),
+    ("Ray version newer than the client", cluster(rayVersion="9.0.0", allowVersionMismatch=True), "raykube:rayClusters[0].rayVersion"),
+    ("Ray version the operator does not support", cluster(rayVersion="2.20.0", allowVersionMismatch=True, auth={"mode": "disabled"}), "raykube:rayClusters[0].rayVersion"),
+    ("KubeRay release older than ray.io/v1 alone", {"operator": {"version": "0.6.0"}}, "raykube:operator.version"),
+    ("KubeRay release newer than the pinned one", {"operator": {"version": "1.9.0"}}, "raykube:operator.version"),
 ]
 
 
@@ -180,9 +214,9 @@ def test_lowest_metrics_resolution_works_without_touching_the_timeout():
 
 
 def test_version_mismatch_can_be_allowed_explicitly():
-    settings = parse_settings(cluster(rayVersion="2.9.0", image="rayproject/ray:2.9.0-py311", allowVersionMismatch=True,
+    settings = parse_settings(cluster(rayVersion="2.40.0", image="rayproject/ray:2.40.0-py311", allowVersionMismatch=True,
                                       auth={"mode": "disabled"}), SOURCE)
-    assert settings.ray_clusters[0].effective_image == "rayproject/ray:2.9.0-py311"
+    assert settings.ray_clusters[0].effective_image == "rayproject/ray:2.40.0-py311"
 
 
 def test_bad_settings_stop_before_any_resource_is_registered():

@@ -1,6 +1,7 @@
 """AWS access for Ray jobs: the role, the bucket, and how pods get credentials."""
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from typing import Literal, Optional
@@ -8,9 +9,35 @@ from typing import Literal, Optional
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from components.credentials_renewer import INTERVALS
+from components.kubernetes_names import subdomain_problem
 from components.published_oidc_issuer import published_issuer
 from raykube.settings.network_policies import namespace_name
 from raykube.settings.model import Model
+
+
+# Every AWS region, by partition: botocore 1.44.18's data/endpoints.json (the
+# botocore boto3 1.44.5 installs), partitions[].regions. A name not here is no
+# region (a typo such as us-east1 would only fail at `pulumi up`, on the first
+# AWS call); tests/test_validation_rules.py keeps this list equal to botocore's.
+AWS_REGIONS = (
+    # aws
+    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-south-2",
+    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
+    "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2",
+    "eu-west-3", "il-central-1", "me-central-1", "me-south-1", "mx-central-1", "sa-east-1", "us-east-1", "us-east-2", "us-west-1",
+    "us-west-2",
+    # aws-cn, aws-us-gov, aws-eusc
+    "cn-north-1", "cn-northwest-1", "us-gov-east-1", "us-gov-west-1", "eusc-de-east-1",
+    # aws-iso, aws-iso-b, aws-iso-e, aws-iso-f
+    "us-iso-east-1", "us-iso-west-1", "us-isob-east-1", "us-isob-west-1", "eu-isoe-west-1", "us-isof-east-1", "us-isof-south-1",
+)
+
+
+def region_problem(region: str) -> Optional[str]:
+    if region not in AWS_REGIONS:
+        close = difflib.get_close_matches(region, AWS_REGIONS, n=1)
+        return f"{region!r} is not an AWS region" + (f" (did you mean {close[0]}?)" if close else " (e.g. us-east-1)")
+    return None
 
 
 class AwsAccessSettings(Model):
@@ -63,6 +90,22 @@ class AwsAccessSettings(Model):
     token_expiration_seconds: int = Field(
         default=3600, ge=600, le=86400, description="webIdentity: lifetime of the pods' projected token (the kubelet renews it at 80%)"
     )
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, region: Optional[str]) -> Optional[str]:
+        problem = region_problem(region) if region is not None else None
+        if problem:
+            raise ValueError(problem)
+        return region
+
+    @field_validator("secret_name", "service_account_name")
+    @classmethod
+    def _object_name(cls, name: str) -> str:
+        problem = subdomain_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
     @field_validator("bucket")
     @classmethod
@@ -138,6 +181,8 @@ class AwsAccessSettings(Model):
             return self
         if not self.effective_region:
             raise ValueError(f"__region__ awsAccess.mode {self.mode} needs a region (set it here, or AWS_REGION)")
+        if not self.region and region_problem(self.effective_region):
+            raise ValueError(f"__region__ AWS_REGION in the environment: {region_problem(self.effective_region)}")
         if not self.bucket:
             raise ValueError(f"__bucket__ awsAccess.mode {self.mode} needs the S3 bucket name")
         if self.issuer_bucket and self.mode not in ("webIdentity", "secret"):

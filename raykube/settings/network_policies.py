@@ -7,6 +7,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from raykube.settings.model import DNS1123, Model
+from raykube.settings.pods import check_labels
 
 
 def namespace_name(namespace: Optional[str]) -> Optional[str]:
@@ -34,6 +35,11 @@ class NetworkPeer(Model):
     @classmethod
     def _namespace(cls, namespace: Optional[str]) -> Optional[str]:
         return namespace_name(namespace)
+
+    @field_validator("pod_labels")
+    @classmethod
+    def _pod_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        return check_labels(labels)
 
     @field_validator("cidr")
     @classmethod

@@ -9,6 +9,7 @@ from components.kube_prometheus_stack import DASHBOARD_LABEL, DEFAULT_RELEASE, i
 from raykube.ray_dashboards import FACTORY_FUNCTIONS
 from raykube.settings.model import Model
 from raykube.settings.network_policies import namespace_name
+from raykube.settings.pods import check_labels
 
 # The dashboards Ray's own factory generates, by the names the settings use.
 RAY_DASHBOARDS = tuple(FACTORY_FUNCTIONS)
@@ -74,6 +75,11 @@ class ObservabilitySettings(Model):
     @classmethod
     def _namespace(cls, namespace: str) -> str:
         return namespace_name(namespace)
+
+    @field_validator("monitor_labels", "dashboard_label")
+    @classmethod
+    def _labels(cls, labels: Optional[dict[str, str]]) -> Optional[dict[str, str]]:
+        return None if labels is None else check_labels(labels)
 
     @field_validator("dashboards")
     @classmethod

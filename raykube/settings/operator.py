@@ -5,9 +5,37 @@ import re
 from typing import Any, Optional
 
 from pydantic import Field, field_validator
-from components.versions import KUBERAY_VERSION
+from components.quantity import resources_problem
+from components.versions import KUBERAY_VERSION, version_tuple
 
 from raykube.settings.model import Model
+from raykube.settings.pods import check_labels, check_tolerations
+
+
+# KubeRay releases raykube deploys: from 1.1 (its CRDs are ray.io/v1 only, as raykube
+# writes them) to the pinned release's minor (components/versions.py: the CRDs and
+# chart the tests validate against; a newer one is unknown to raykube's checks).
+KUBERAY_VERSION_RANGE = ((1, 1), version_tuple(KUBERAY_VERSION)[:2])
+# The Ray releases each KubeRay supports (docs.ray.io, "KubeRay upgrade guide",
+# KubeRay / Ray compatibility): 1.1 and 1.2 support Ray 2.8.0 and later, 1.3 and
+# later Ray 2.38.0 and later; Ray 2.11.0 to 2.37.0 hang the head's dashboard agent
+# (and with it KubeRay's probes) once a job runs, with every KubeRay.
+RAY_MIN_FOR_KUBERAY = (((1, 3), (2, 38, 0)), ((1, 1), (2, 8, 0)))
+RAY_BROKEN_RANGE = ((2, 11, 0), (2, 37, 0))
+
+
+def ray_version_problem(ray_version: str, kuberay_version: str) -> str | None:
+    """Why KubeRay `kuberay_version` does not support Ray `ray_version`, or None."""
+    ray, kuberay = version_tuple(ray_version), version_tuple(kuberay_version)
+    for since, minimum in RAY_MIN_FOR_KUBERAY:
+        if kuberay[:2] >= since:
+            if ray < minimum:
+                return f"KubeRay {kuberay_version} supports Ray {'.'.join(map(str, minimum))} and later"
+            break
+    low, high = RAY_BROKEN_RANGE
+    if low <= ray <= high:
+        return "Ray 2.11.0 to 2.37.0 hang the head's dashboard agent once a job runs (KubeRay upgrade guide): use 2.38.0 or later"
+    return None
 
 
 class OperatorImage(Model):
@@ -38,9 +66,36 @@ class OperatorSettings(Model):
     )
     values: dict[str, Any] = Field(default_factory=dict, description="any other kuberay-operator chart value, passed through")
 
+    @field_validator("tolerations")
+    @classmethod
+    def _tolerations(cls, tolerations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return check_tolerations(tolerations)
+
+    @field_validator("node_selector")
+    @classmethod
+    def _node_selector(cls, labels: dict[str, str]) -> dict[str, str]:
+        return check_labels(labels)
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, resources: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        unknown = sorted(set(resources) - {"requests", "limits"})
+        if unknown:
+            raise ValueError(f"takes requests and limits, not {', '.join(unknown)}")
+        problem = resources_problem(resources)
+        if problem:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
+        return resources
+
     @field_validator("version")
     @classmethod
     def _semver(cls, version: str) -> str:
         if not re.match(r"^\d+\.\d+\.\d+$", version):
             raise ValueError(f"{version!r} must be a release such as 1.7.0")
+        low, high = KUBERAY_VERSION_RANGE
+        if not low <= version_tuple(version)[:2] <= high:
+            raise ValueError(
+                f"{version} is not a supported KubeRay release ({'.'.join(map(str, low))}.0 to {'.'.join(map(str, high))}.x): "
+                "raykube writes ray.io/v1 objects, and its checks know the releases up to the pinned one"
+            )
         return version

@@ -128,6 +128,20 @@ class RayClusterSettings(Model):
             raise ValueError(f"{digest!r} must be sha256: and 64 lowercase hex digits (`docker buildx imagetools inspect IMAGE` prints it)")
         return digest
 
+    @field_validator("ray_version")
+    @classmethod
+    def _ray_release(cls, version: Optional[str]) -> Optional[str]:
+        if version is None:
+            return None
+        # A release: it is the image's tag and a label value (raykube.io/ray-version) as well.
+        if not isinstance(version, str) or not re.fullmatch(r"\d+\.\d+\.\d+", version):
+            raise ValueError(f"{version!r} must be a quoted Ray release such as \"{installed_ray_version()}\"")
+        newest = version_tuple(installed_ray_version())[:2]
+        if version_tuple(version)[:2] > newest:
+            # Nothing newer than the client is known to exist, nor to keep Ray's wire protocol.
+            raise ValueError(f"{version} is newer than the installed ray client {installed_ray_version()}: upgrade ray in requirements.txt first")
+        return version
+
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:

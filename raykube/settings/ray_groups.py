@@ -5,16 +5,20 @@ from typing import Any, Literal, Mapping, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from components.quantity import parse_quantity
+from components.quantity import quantity_problem, resources_problem
 from components.ray_node import GPU_RESOURCE
 from components import defaults
 from raykube.settings.model import DNS1123, INT32_MAX, Model
+from raykube.settings.pods import check_env_names, check_labels, check_tolerations
 
 
 def _check_quantities(values: Mapping[str, Any]) -> dict[str, str]:
     out = {}
     for resource, quantity in values.items():
-        parse_quantity(quantity)
+        # One judge for settings and components: components.quantity.
+        problem = quantity_problem(resource, quantity)
+        if problem:
+            raise ValueError(problem)
         out[resource] = str(quantity)
     return out
 
@@ -32,13 +36,14 @@ class ContainerResources(Model):
             return _check_quantities(value)
         return value
 
-    @field_validator("limits")
-    @classmethod
-    def _limits_cover_requests(cls, limits: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        for resource, request in (info.data.get("requests") or {}).items():
-            if resource in limits and parse_quantity(limits[resource]) < parse_quantity(request):
-                raise ValueError(f"limit {limits[resource]} for {resource} is below its request {request}")
-        return limits
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> "ContainerResources":
+        # A limit below its request, an extended resource (a GPU) requested without an equal limit.
+        problem = resources_problem({"requests": self.requests, "limits": self.limits})
+        if problem:
+            where, message = problem
+            raise ValueError(f"__{where.split('.', 1)[0]}__ {message}")
+        return self
 
 
 class RayGroup(Model):
@@ -60,6 +65,21 @@ class RayGroup(Model):
     pod_template: dict[str, Any] = Field(
         default_factory=dict, description="raw pod template merged last, for anything not covered above"
     )
+
+    @field_validator("tolerations")
+    @classmethod
+    def _tolerations(cls, tolerations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return check_tolerations(tolerations)
+
+    @field_validator("node_selector", "labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        return check_labels(labels)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, env: dict[str, str]) -> dict[str, str]:
+        return check_env_names(env)
 
     @field_validator("ray_resources")
     @classmethod

@@ -14,7 +14,7 @@ from raykube.settings.names import check_derived_names
 from raykube.settings.namespaces import ingress_controller_namespace
 from raykube.settings.network_policies import NetworkPolicySettings, namespace_name
 from raykube.settings.observability import ObservabilitySettings
-from raykube.settings.operator import OperatorSettings
+from raykube.settings.operator import OperatorSettings, ray_version_problem
 from raykube.settings.ray_cluster import RayClusterSettings, version_tuple
 from raykube.settings.ray_jobs import RayJobSettings
 from raykube.targets import TARGETS, TargetName
@@ -235,6 +235,9 @@ class Settings(Model):
         operator = version_tuple(self.operator.version)
         problems = []
         for index, cluster in enumerate(self.ray_clusters):
+            unsupported = ray_version_problem(cluster.effective_ray_version, self.operator.version)
+            if unsupported:
+                problems.append(f"__{index}.rayVersion__ {cluster.effective_ray_version}: {unsupported} (operator.version is {self.operator.version})")
             needs = []
             if cluster.auth.mode == "token":
                 needs.append(((1, 5, 1), "auth.mode", "token authentication (authOptions)", "set auth.mode: disabled"))
