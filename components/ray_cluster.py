@@ -8,7 +8,7 @@ import pulumi_kubernetes as k8s
 from components.dashboard_ingress import DASHBOARD_PORT, DashboardIngressArgs, dashboard_ingress
 from components.ray_monitors import AUTOSCALER_METRICS_PORT_NAME, DASHBOARD_METRICS_PORT_NAME
 from components.ray_network_policies import AUTOSCALER_METRICS_PORT, DASHBOARD_METRICS_PORT
-from components.ray_node import ray_resources, ray_start_params
+from components.ray_node import ray_resources, ray_resources_problem, ray_start_params
 from components.ray_pod import KUBERNETES_API_CLIENT_LABEL, TMP_MOUNT, SecretInjection, container_security_context, ray_pod_template
 from components.args import ComponentArgsError, check_args, component_label
 from components.quantity import resources_problem
@@ -237,9 +237,14 @@ def gcs_fault_tolerance_options(ft: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_group_resources(component: str, where: str, group: Any) -> None:
-    """A group's container resources as Kubernetes takes them (quantities, names, GPU counts)."""
+    """A group's container resources as Kubernetes takes them (quantities, names, GPU counts), its Ray resources as `ray start` does."""
     if not isinstance(group, Mapping):
         return
+    overrides = group.get("ray_resources")
+    if isinstance(overrides, Mapping):
+        problem = ray_resources_problem(overrides)
+        if problem:
+            raise ComponentArgsError(component, f"{where}.ray_resources.{problem[0]}", problem[1])
     resources = group.get("resources")
     if resources is None or isinstance(resources, pulumi.Output):
         return

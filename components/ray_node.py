@@ -9,12 +9,29 @@ default, so tasks never compete with the head's own processes).
 
 import json
 import shlex
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from components.quantity import parse_quantity, whole_bytes, whole_cpus
 
 GPU_RESOURCE = "nvidia.com/gpu"
 _BUILTIN = ("CPU", "GPU", "memory")
+
+
+# The Ray resources `ray start` takes as integer flags (--num-cpus, --num-gpus, --memory):
+# a fraction there stops the pod at start.
+WHOLE_RAY_RESOURCES = {"CPU": "num-cpus", "GPU": "num-gpus", "memory": "memory"}
+
+
+def ray_resources_problem(overrides: Mapping[str, Any]) -> Optional[tuple[str, str]]:
+    """(resource, why) `ray start` would refuse a group's ray_resources, or None."""
+    for name, amount in overrides.items():
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            return str(name), f"must be a number, not {amount!r}"
+        if amount < 0:
+            return str(name), f"must be >= 0, got {amount}"
+        if name in WHOLE_RAY_RESOURCES and not float(amount).is_integer():
+            return str(name), f"must be a whole number (ray start --{WHOLE_RAY_RESOURCES[name]} takes an integer), got {amount}"
+    return None
 
 
 def _number(value: float) -> int | float:

@@ -148,6 +148,7 @@ RAY_CLUSTER = {"namespace": "ray", "ray_version": "2.60.0", "image": "rayproject
     ("RayWorkerPool", {"namespace": "ray", "cluster_name": "rc", "image": "img", "ray_version": "2.60.0",
                        "group": {"name": "cpu", "resources": {"requests": {"cpu": "1"}, "limits": {"memory": "lots"}}}}, "group.resources.limits.memory"),
     ("KubeRayOperator", {"namespace": "ray", "resources": {"limits": {"nvidia.com/gpu": "0.5"}}}, "resources.limits.nvidia.com/gpu"),
+    ("RayCluster", {**RAY_CLUSTER, "worker_groups": [{"name": "gpu", "ray_resources": {"GPU": 0.5}}]}, "worker_groups[0].ray_resources.GPU"),
     ("MetricsServer", {"resolution_seconds": 5}, "resolution_seconds"),
     ("KubeadmConfig", {"kubernetes_version": "1.21"}, "kubernetes_version"),
 ])

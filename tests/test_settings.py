@@ -152,6 +152,7 @@ INVALID = [
     ("monitor label key that is no key", {"observability": {"mode": "podMonitors", "monitorLabels": {"release!": "x"}}}, "raykube:observability.monitorLabels"),
     ("policy peer label value with a space", {"networkPolicies": {"metricsFrom": [{"namespace": "monitoring", "podLabels": {"app": "prom etheus"}}]}},
      "raykube:networkPolicies.metricsFrom[0].podLabels"),
+    ("half a GPU for ray start", group(rayResources={"GPU": 0.5}, resources={"limits": {"nvidia.com/gpu": "1"}}), "raykube:rayClusters[0].workerGroups[0].rayResources"),
     ("AWS region that does not exist", {"awsAccess": {"region": "us-east1"}}, "raykube:awsAccess.region"),
     ("credentials Secret name with capitals", {"awsAccess": {"secretName": "AWS_Credentials"}}, "raykube:awsAccess.secretName"),
     ("Ray version that is no release", cluster(rayVersion="2.60", allowVersionMismatch=True), "raykube:rayClusters[0].rayVersion"),

@@ -6,7 +6,7 @@ from typing import Any, Literal, Mapping, Optional
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from components.quantity import quantity_problem, resources_problem
-from components.ray_node import GPU_RESOURCE
+from components.ray_node import GPU_RESOURCE, ray_resources_problem
 from components import defaults
 from raykube.settings.model import DNS1123, INT32_MAX, Model
 from raykube.settings.pods import check_env_names, check_labels, check_tolerations
@@ -84,9 +84,9 @@ class RayGroup(Model):
     @field_validator("ray_resources")
     @classmethod
     def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, amount in value.items():
-            if amount < 0:
-                raise ValueError(f"{name} must be >= 0, got {amount}")
+        problem = ray_resources_problem(value)
+        if problem:
+            raise ValueError(f"{problem[0]} {problem[1]}")
         return value
 
     @property
