@@ -39,12 +39,41 @@ def rules() -> dict[str, str]:
     from raykube.settings.observability import RAY_DASHBOARDS
     from raykube.settings.ray_cluster import RAY_CLUSTER_NAME_MAX
     from raykube.settings.ray_jobs import RAY_JOB_NAME_MAX
+    from raykube.settings.operator import KUBERAY_VERSION_RANGE, RAY_BROKEN_RANGE, RAY_MIN_FOR_KUBERAY
     from raykube.settings.stack import KUBERNETES_MINOR_RANGE
 
     low, high = KUBERNETES_MINOR_RANGE
+    dotted = lambda version: ".".join(map(str, version))
     refused = ", ".join(f"`{name}`" for name in SYSTEM_NAMESPACES) + ", " + ", ".join(f"`{prefix}*`" for prefix in SYSTEM_PREFIXES)
-    quantities = "Kubernetes quantities; a limit at least its request; a GPU group needs an `nvidia.com/gpu` limit"
+    # Newest KubeRay first: each entry holds up to the minor before the previous entry's.
+    ray_for_kuberay = "; ".join(
+        f"KubeRay {dotted(since)}" + (f" to {dotted((newer[0][0], newer[0][1] - 1))}" if newer else " and later") + f": Ray {dotted(minimum)}+"
+        for (since, minimum), newer in zip(RAY_MIN_FOR_KUBERAY, [None, *RAY_MIN_FOR_KUBERAY])
+    )
+    quantities = "resource names and quantities as [the settings check them](#what-the-settings-refuse-as-kubernetes-and-aws-would); a limit at least its request; a GPU group needs an `nvidia.com/gpu` limit"
+    labels = "label keys and values"
+    tolerations = "tolerations as core/v1 takes them"
+    env = "environment variable names"
     return {
+        "operator.resources": quantities.replace("; a GPU group needs an `nvidia.com/gpu` limit", ""),
+        "operator.nodeSelector": labels,
+        "operator.tolerations": tolerations,
+        "rayClusters[].head.nodeSelector": labels,
+        "rayClusters[].head.labels": labels,
+        "rayClusters[].head.tolerations": tolerations,
+        "rayClusters[].head.env": env,
+        "rayClusters[].workerGroups[].nodeSelector": labels,
+        "rayClusters[].workerGroups[].labels": labels,
+        "rayClusters[].workerGroups[].tolerations": tolerations,
+        "rayClusters[].workerGroups[].env": env,
+        "rayClusters[].dashboardIngress.className": "a DNS subdomain",
+        "rayClusters[].dashboardIngress.host": "a DNS name (`*.example.com` allowed); no IP address, scheme, port or path",
+        "rayClusters[].dashboardIngress.annotations": "annotation keys as label keys; at most 256 KiB in all",
+        "rayClusters[].dashboardIngress.tls.secretName": "a DNS subdomain",
+        "awsAccess.secretName": "a DNS subdomain",
+        "awsAccess.serviceAccountName": "a DNS subdomain",
+        "networkPolicies.headAccessFrom[].podLabels": labels,
+        "observability.dashboardLabel": labels,
         "kubernetesVersion": f'quoted "1.{low}" to "1.{high}" (or "1.N.P"); 1.31 or later with `awsAccess.issuerBucket`',
         "adoptNamespaces": "namespaces of `rayClusters[]`, each once",
         "network": "local target only",
@@ -54,12 +83,16 @@ def rules() -> dict[str, str]:
         "kubeadm.advertiseAddress": "an IP address",
         "metrics": "local and eks targets only (AKS and GKE run their own metrics-server)",
         "metrics.kubeletRequestTimeoutSeconds": "at most 0.9 × `resolutionSeconds` (metrics-server refuses more)",
-        "operator.version": "a release x.y.z; at least 1.5.1 with `auth.mode: token`, 1.6.0 with `upgradeStrategy: Recreate`, 1.7.0 with the rocksdb GCS backend",
+        "operator.version": f"a KubeRay release x.y.z from {dotted(KUBERAY_VERSION_RANGE[0])} to {dotted(KUBERAY_VERSION_RANGE[1])}.x; at least 1.5.1 with `auth.mode: token`, 1.6.0 with `upgradeStrategy: Recreate`, 1.7.0 with the rocksdb GCS backend",
         "operator.featureGates": "`GCSFaultToleranceEmbeddedStorage` cannot be turned off while a cluster uses rocksdb",
         "rayClusters": "at least one; each (namespace, name) once",
         "rayClusters[].name": f"a DNS-1035 label of at most {RAY_CLUSTER_NAME_MAX} characters",
         "rayClusters[].namespace": f"a DNS-1123 label of at most 63 characters; not {refused}, nor the observability, renewer or an Ingress controller's namespace",
-        "rayClusters[].rayVersion": "the installed `ray` package's version unless `allowVersionMismatch`; at least 2.52 with `auth.mode: token`, 2.57 with rocksdb",
+        "rayClusters[].rayVersion": (
+            "a release x.y.z; the installed `ray` package's version unless `allowVersionMismatch`, and never newer than its minor; "
+            f"one the operator runs ({ray_for_kuberay}; never {dotted(RAY_BROKEN_RANGE[0])} to {dotted(RAY_BROKEN_RANGE[1])}); "
+            "at least 2.52 with `auth.mode: token`, 2.57 with rocksdb"
+        ),
         "rayClusters[].image": "a tag that starts with the Ray version unless `allowVersionMismatch`",
         "rayClusters[].pythonVersion": 'a quoted minor version such as "3.11"',
         "rayClusters[].imageDigest": "`sha256:` and 64 lowercase hex digits; GPU groups then need an `image` of their own",
@@ -76,13 +109,13 @@ def rules() -> dict[str, str]:
         "rayClusters[].workerGroups[].image": "a GPU group cannot take a CPU-only `rayproject/ray` image",
         "rayClusters[].workerGroups[].idleTimeoutSeconds": "`ray` groups with `autoscaler.version: v2` only",
         "rayClusters[].dashboardIngress.path": "starts with `/`; a sub-path needs a rewrite (written for ingress-nginx classes, else in `annotations`)",
-        "rayClusters[].dashboardIngress.tls.hosts": "required unless `host` is set",
+        "rayClusters[].dashboardIngress.tls.hosts": "DNS names as `host`; required unless `host` is set",
         "rayClusters[].gcsFaultTolerance": "rocksdb: `storage` (`size` or `claimName`), no `redis` or `externalStorageNamespace`; redis: `redis.address`, no `storage`",
         "rayClusters[].gcsFaultTolerance.storage.size": "a positive quantity, e.g. 10Gi",
         "rayClusters[].gcsFaultTolerance.storage.claimName": "a DNS-1123 label; not with `size`, `storageClassName` or `accessModes`",
         "rayClusters[].gcsFaultTolerance.redis.address": "host:port (or redis://host:port)",
         "awsAccess.mode": "per target: local secret, webIdentity; eks also irsa, podIdentity; aks and gke secret, webIdentity",
-        "awsAccess.region": "required unless mode is none (here or `AWS_REGION`)",
+        "awsAccess.region": "a region of botocore's endpoint data; required unless mode is none (here or `AWS_REGION`)",
         "awsAccess.bucket": "an S3 bucket name (3 to 63 lowercase letters, digits, `.`, `-`); required unless mode is none",
         "awsAccess.eksClusterName": "podIdentity only, and required there",
         "awsAccess.roleArn": "an IAM role ARN",
@@ -102,7 +135,7 @@ def rules() -> dict[str, str]:
         "networkPolicies.ingressControllerNamespace": "a DNS-1123 label; not a Ray namespace",
         "networkPolicies.enforcer": "local target only",
         "observability.namespace": "a DNS-1123 label; not a Ray namespace",
-        "observability.monitorLabels": "install: keeps `release: kube-prometheus-stack`",
+        "observability.monitorLabels": "label keys and values; install: keeps `release: kube-prometheus-stack`",
         "observability.dashboards": f"each of {', '.join(f'`{name}`' for name in RAY_DASHBOARDS)} at most once",
         "observability.prometheusUrl": "http:// or https://; not with mode install",
         "observability.grafanaUrl": "http:// or https://; not with mode install",

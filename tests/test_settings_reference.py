@@ -8,6 +8,7 @@ from pydantic import BaseModel, ValidationError
 from raykube.settings import Settings
 from raykube.settings.aws import AwsAccessSettings
 from raykube.settings.network_policies import NetworkPolicySettings
+from raykube.settings.operator import OperatorSettings
 from raykube.settings.ray_cluster import RayClusterSettings
 from raykube.settings.ray_groups import WorkerGroup
 from raykube.settings.ray_jobs import RayJobSettings
@@ -45,6 +46,11 @@ def _valid(model: type[BaseModel], values: dict) -> bool:
 PROBES = [
     ("kubernetesVersion", '"1.25" to "1.37"', Settings,
      [{"kubernetesVersion": "1.25"}, {"kubernetesVersion": "1.37"}], [{"kubernetesVersion": "1.24"}, {"kubernetesVersion": "1.38"}]),
+    ("operator.version", "from 1.1 to 1.7.x", OperatorSettings,
+     [{"version": "1.1.0"}, {"version": "1.7.9"}], [{"version": "1.0.0"}, {"version": "1.8.0"}]),
+    ("rayClusters[].rayVersion", "never 2.11.0 to 2.37.0", Settings,
+     [{"rayClusters": [{"rayVersion": "2.38.0", "allowVersionMismatch": True, "auth": {"mode": "disabled"}}]}],
+     [{"rayClusters": [{"rayVersion": "2.37.0", "allowVersionMismatch": True, "auth": {"mode": "disabled"}}]}]),
     ("rayClusters[].name", "at most 53", RayClusterSettings, [{"name": "a" * 53}], [{"name": "a" * 54}]),
     ("rayClusters[].namespace", "at most 63", RayClusterSettings, [{"namespace": "a" * 63}], [{"namespace": "a" * 64}, {"namespace": "default"}, {"namespace": "kube-x"}]),
     ("rayClusters[].workerGroups[].name", "at most 40", WorkerGroup, [{"name": "a" * 40}], [{"name": "a" * 41}]),
