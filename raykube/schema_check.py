@@ -36,6 +36,8 @@ def _under(field: str, secret_paths: list[str]) -> bool:
 def check_object(obj: dict[str, Any], version: str, where: str, secret_paths: Optional[list[str]] = None) -> None:
     """SchemaError if `obj` fails the official schema of Kubernetes `version` (custom resources pass)."""
     import kubernetes_validate
+    import kubernetes_validate.utils
+    import kubernetes_validate.version
 
     if is_custom_resource(obj):
         return
@@ -51,6 +53,8 @@ def check_object(obj: dict[str, Any], version: str, where: str, secret_paths: Op
         raise SchemaError(f"{what} is invalid for Kubernetes {version}: {field}: {message[:300]}") from None
     except kubernetes_validate.SchemaNotFoundError:
         raise SchemaError(f"{what}: Kubernetes {version} has no {obj.get('kind')} in {obj.get('apiVersion')}") from None
+    except kubernetes_validate.utils.VersionNotSupportedError:
+        raise SchemaError(f"{what}: kubernetes-validate {kubernetes_validate.version.__version__} has no schemas for Kubernetes {version}") from None
 
 
 def check_resources(resources, version: str, path_of) -> int:

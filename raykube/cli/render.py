@@ -140,6 +140,11 @@ def render(stack_file: StackFile, out: Path) -> int:
     return 0
 
 
+EPILOG = (
+    "Exit status: 0 rendered; 2 an unusable stack file or settings, an object Kubernetes' official schema refuses, "
+    "or an output folder render may not write (the error says which and why; nothing is written or deleted)."
+)
+
 # The renders committed for review, one folder per stack (`raykube render --all`).
 RENDERS = ROOT / "renders"
 
@@ -149,7 +154,7 @@ def stack_names() -> list[str]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="raykube render", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="raykube render", description=__doc__.split("\n\n")[0], epilog=EPILOG)
     add_stack_arguments(parser)  # --stack defaults to local below, so --all can tell it was not given
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder: new, empty, or one raykube render wrote (only its own files are replaced; default ./render)")
