@@ -86,3 +86,51 @@ def host_problem(host: Any) -> Optional[str]:
     if subdomain_problem(bare) or "." not in bare and host.startswith("*."):
         return f"{host!r} is not a host name (lowercase DNS name such as ray.example.com, or *.example.com; no scheme, port or path)"
     return None
+
+
+# An image reference as container runtimes parse it (github.com/distribution/reference):
+# [domain[:port]/]path[:tag][@digest], the path lowercase.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?"
+_PATH = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+_DOMAIN_ONLY = re.compile(rf"^{_DOMAIN}$")
+
+
+def _repository_ok(repository: str) -> bool:
+    # The first component is a registry only if it looks like one (a '.' or ':', or localhost),
+    # as runtimes split it; otherwise it is part of the (lowercase) path, as in rayproject/ray.
+    first, _, rest = repository.partition("/")
+    if rest and (("." in first or ":" in first or first == "localhost") and _DOMAIN_ONLY.match(first)):
+        return bool(_PATH.match(rest))
+    return bool(_PATH.match(repository))
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+
+
+def image_problem(image: Any) -> Optional[str]:
+    """Why a runtime could not pull `image` by its name (not whether it exists), or None."""
+    if not isinstance(image, str):
+        return f"{image!r} is not an image reference"
+    name, _, digest = image.partition("@")
+    repository, tag = name, ""
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, tag = name.rsplit(":", 1)
+    if not _repository_ok(repository) or len(repository) > 255:
+        return f"{image!r} is not an image reference: [registry/]repository[:tag][@sha256:digest], the repository lowercase"
+    if (":" in last and not _TAG.match(tag)) or (digest and not _DIGEST.match(digest)):
+        return f"{image!r} is not an image reference: a tag is letters, digits, '_', '.', '-' (at most 128), a digest sha256:<hex>"
+    return None
+
+
+def repository_problem(repository: Any) -> Optional[str]:
+    """An image repository alone (no tag, no digest)."""
+    if not isinstance(repository, str) or "@" in repository or ":" in repository.rsplit("/", 1)[-1]:
+        return f"{repository!r} is not an image repository ([registry/]path, without a tag: set tag)"
+    return image_problem(repository)
+
+
+def tag_problem(tag: Any) -> Optional[str]:
+    if not isinstance(tag, str) or not _TAG.match(tag):
+        return f"{tag!r} is not an image tag (letters, digits, '_', '.', '-'; at most 128)"
+    return None

@@ -72,6 +72,18 @@ _QUALIFIED_RESOURCE = re.compile(
 _BINARY_SUFFIXES = ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
 
 
+def bytes_problem(what: str, value: Any) -> Optional[str]:
+    """A size in bytes must say its unit: a plain number is bytes, never what was meant."""
+    try:
+        parse_quantity(value)
+    except ValueError as error:
+        return f"{what}: {error}"
+    text = str(value).strip()
+    if isinstance(value, (int, float)) or re.fullmatch(r"[+]?[0-9.]+", text):
+        return f"{what} {text} is {text} bytes: give a unit, e.g. {text}Gi or {text}Mi"
+    return None
+
+
 def quantity_problem(resource: str, value: Any) -> Optional[str]:
     """Why Kubernetes would refuse (or misread) `value` as a container's `resource`; None when it is fine."""
     match = _QUALIFIED_RESOURCE.match(str(resource))
@@ -84,8 +96,7 @@ def quantity_problem(resource: str, value: Any) -> Optional[str]:
         return f"{resource}: {error}"
     text = str(value).strip()
     if resource in _BYTE_RESOURCES or resource.startswith("hugepages-"):
-        if isinstance(value, (int, float)) or re.fullmatch(r"[+]?[0-9.]+", text):
-            return f"{resource} {text} is {text} bytes: give a unit, e.g. {text}Gi or {text}Mi"
+        return bytes_problem(resource, value)
     elif resource == "cpu":
         if text.endswith(_BINARY_SUFFIXES):
             return f"cpu {text}: CPUs are counted in cores or millicores (2, 500m), not in {text[-2:]}"

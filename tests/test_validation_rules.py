@@ -53,3 +53,15 @@ def test_what_kubernetes_takes_is_taken():
     # Tolerations reach the components as written: the API's field names.
     assert settings.ray_clusters[0].worker_groups[0].tolerations[2] == {"key": "spot", "value": "true", "effect": "NoExecute", "tolerationSeconds": 30}
     assert json.dumps(settings.ray_clusters[0].worker_groups[0].model_dump()["tolerations"])
+
+
+@pytest.mark.parametrize("image", [
+    "rayproject/ray:2.60.0-py311",
+    "123456789012.dkr.ecr.us-west-2.amazonaws.com/team/ray:2.60.0-py311@sha256:" + "a" * 64,
+    "localhost:5000/ray:2.60.0",
+    "ray",
+])
+def test_image_references_runtimes_pull_are_taken(image):
+    from components.kubernetes_names import image_problem
+
+    assert image_problem(image) is None

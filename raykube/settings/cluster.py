@@ -7,6 +7,7 @@ from typing import Literal, Optional
 from pydantic import Field, ValidationInfo, field_validator
 from components import defaults
 
+from components.kubernetes_names import subdomain_problem
 from raykube.settings.model import Model
 
 
@@ -44,6 +45,14 @@ class KubeadmSettings(Model):
     cri_socket: str = Field(default="unix:///var/run/containerd/containerd.sock", description="container runtime socket")
     advertise_address: Optional[str] = Field(default=None, description="API server address; default: kubeadm's choice")
     node_name: Optional[str] = Field(default=None, description="node name; default: the host name")
+
+    @field_validator("node_name")
+    @classmethod
+    def _node_name(cls, name: Optional[str]) -> Optional[str]:
+        problem = subdomain_problem(name) if name is not None else None
+        if problem:
+            raise ValueError(f"{problem}: a node's name")
+        return name
 
     @field_validator("advertise_address")
     @classmethod

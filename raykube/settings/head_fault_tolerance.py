@@ -2,11 +2,13 @@
 `gcsFaultToleranceOptions`), so workers, detached actors and clients carry on."""
 from __future__ import annotations
 
+import re
 from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from components.quantity import parse_quantity
+from components.kubernetes_names import subdomain_problem
+from components.quantity import bytes_problem, parse_quantity
 from raykube.settings.model import DNS1123, Model
 
 
@@ -26,9 +28,17 @@ class GcsStorage(Model):
     @field_validator("size")
     @classmethod
     def _size(cls, size: Optional[str]) -> Optional[str]:
-        if size is not None and parse_quantity(size) <= 0:
-            raise ValueError(f"{size!r} must be a positive quantity such as 10Gi")
+        if size is not None and (bytes_problem("size", size) or parse_quantity(size) <= 0):
+            raise ValueError(bytes_problem("size", size) or f"{size!r} must be a positive quantity such as 10Gi")
         return size
+
+    @field_validator("storage_class_name")
+    @classmethod
+    def _storage_class(cls, name: Optional[str]) -> Optional[str]:
+        problem = subdomain_problem(name) if name is not None else None
+        if problem:
+            raise ValueError(problem)
+        return name
 
     @field_validator("claim_name")
     @classmethod
@@ -43,6 +53,22 @@ class SecretKey(Model):
 
     name: str = Field(description="Secret name")
     key: str = Field(description="key in the Secret")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        problem = subdomain_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, key: str) -> str:
+        # A Secret's data keys: letters, digits, '-', '_', '.' (at most 253).
+        if len(key) > 253 or not re.fullmatch(r"[-._a-zA-Z0-9]+", key):
+            raise ValueError(f"{key!r} is not a Secret key (letters, digits, '-', '_', '.')")
+        return key
 
 
 class RedisSettings(Model):

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components.versions import RAY_IMAGE_PYTHON_VERSION, RAY_IMAGE_REPOSITORY, ray_image_python_tag, version_tuple
 from components import defaults
+from components.kubernetes_names import image_problem
 from raykube.settings.dashboard import DashboardIngress
 from raykube.settings.head_fault_tolerance import GcsFaultTolerance
 from raykube.settings.model import DNS1035, DNS1123, INT32_MAX, Model
@@ -120,6 +121,14 @@ class RayClusterSettings(Model):
         description="Ray containers cannot write their image; /tmp (Ray's /tmp/ray) and /dev/shm are writable emptyDirs. "
         "false for code that writes into the home folder (e.g. Ray Tune's default ~/ray_results)",
     )
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, image: Optional[str]) -> Optional[str]:
+        problem = image_problem(image) if image is not None else None
+        if problem:
+            raise ValueError(problem)
+        return image
 
     @field_validator("image_digest")
     @classmethod

@@ -5,6 +5,7 @@ from typing import Any, Literal, Mapping, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from components.kubernetes_names import image_problem
 from components.quantity import quantity_problem, resources_problem
 from components.ray_node import GPU_RESOURCE, ray_resources_problem
 from components import defaults
@@ -152,6 +153,14 @@ class WorkerGroup(RayGroup):
         default=None, ge=0, le=INT32_MAX,
         description="autoscaling ray, autoscaler v2: idle time before this group's workers go; default autoscaler.idleTimeoutSeconds",
     )
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, image: Optional[str]) -> Optional[str]:
+        problem = image_problem(image) if image is not None else None
+        if problem:
+            raise ValueError(problem)
+        return image
 
     @field_validator("name")
     @classmethod
