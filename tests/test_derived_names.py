@@ -87,3 +87,13 @@ def test_the_check_knows_every_name_the_program_makes(stack_runs, stack):
     components = {(f"Pulumi {r.type}", None, r.name) for r in run.resources
                   if r.type in ("raykube:index:RayCluster", "raykube:index:RayWorkerPool", "raykube:index:RayJob")}
     assert components - checked == set()
+
+
+def test_a_rayjob_whose_own_clusters_service_would_pass_63_characters_is_refused(monkeypatch):
+    # KubeRay names the job's cluster <job>-<5 characters> and its head Service <that>-head-svc.
+    import raykube.settings.ray_jobs as ray_jobs
+
+    monkeypatch.setattr(ray_jobs, "RAY_JOB_NAME_MAX", 63)
+    error = refused({"rayJobs": [{"name": "j" * 50, "entrypoint": "python x.py"}]})
+    assert error.keys == ["raykube:rayJobs[0].name"]
+    assert "head-svc" in str(error) and "at most 63" in str(error)

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 # is at most 63 characters, a DNS-1123 subdomain (most other objects) 253.
 LABEL_MAX = 63
 SUBDOMAIN_MAX = 253
+# The random suffix KubeRay gives a RayJob's own RayCluster.
+KUBERAY_RANDOM_SUFFIX = 5
 
 
 def cluster_resource_name(namespace: str, cluster: str) -> str:
@@ -88,6 +90,10 @@ def derived_names(settings: "Settings") -> list[DerivedName]:
             ]
     for index, job in enumerate(settings.ray_jobs):
         key, made_by = f"rayJobs.{index}.name", f"RayJob {job.name}"
+        if job.cluster is None:
+            # KubeRay names the job's own cluster <job>-<5 random characters>, its head Service after that.
+            own_cluster = f"{job.name}-{'x' * KUBERAY_RANDOM_SUFFIX}"
+            names.append(DerivedName("Service", job.namespace, head_service_name(own_cluster), key, f"{made_by}'s own cluster (KubeRay)", LABEL_MAX))
         names += [
             DerivedName("RayJob", job.namespace, job.name, key, made_by, LABEL_MAX),
             DerivedName("Pulumi raykube:index:RayJob", None, job_resource_name(job.namespace, job.name), key, f"namespace {job.namespace}, {made_by}"),
