@@ -13,7 +13,9 @@ API or Ray Client port, so a Ray namespace starts closed:
 - the heads' dashboard/Jobs API and Ray Client ports are open to the sources
   listed in `head_access_from` only (default: the namespace's own pods: the
   operator, RayJob submitters) (`<prefix>-ray-heads`), and every pod of the
-  namespace may call them (`<prefix>-ray-head-clients`);
+  namespace may call them (`<prefix>-ray-head-clients`); in a shared namespace
+  the default is the operator and KubeRay's submitters alone, and the
+  operator's own policy gives it DNS and the heads (no head-clients policy);
 - Ray's metrics ports to `metrics_from` (`<prefix>-ray-metrics`, when given);
 - the API server to the pods that call it: a head with the autoscaler sidecar
   (label raykube.io/kubernetes-api-client) and the KubeRay operator
