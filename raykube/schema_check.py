@@ -50,6 +50,7 @@ def check_object(obj: dict[str, Any], version: str, where: str, secret_paths: Op
         field = _field(error.path)
         # The message quotes the value; a secret's value must not reach a terminal or a CI log.
         message = f"fails the schema's {error.validator!r} rule" if _under(field, secret_paths or []) else error.message
+        message = " ".join(message.split())  # one line, whatever the value's repr held
         raise SchemaError(f"{what} is invalid for Kubernetes {version}: {field}: {message[:300]}") from None
     except kubernetes_validate.SchemaNotFoundError:
         raise SchemaError(f"{what}: Kubernetes {version} has no {obj.get('kind')} in {obj.get('apiVersion')}") from None
