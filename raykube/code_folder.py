@@ -119,7 +119,7 @@ def _walk(folder: Path, project: Optional[Path]) -> Iterator[tuple[Path, int]]:
             yield path.relative_to(start), path.lstat().st_size
 
 
-def code_files(folder: Path, project: Optional[Path] = None, limit: int = MAX_CODE_BYTES) -> list[Path]:
+def code_files(folder: Path, project: Optional[Path] = None, limit: int = MAX_CODE_BYTES, shown: Optional[str] = None) -> list[Path]:
     """The files a job's archive holds, sorted; CodeFolderError above `limit` bytes (the walk stops there).
 
     `project` (default: the working folder, where `pulumi up` runs) is where the
@@ -127,12 +127,20 @@ def code_files(folder: Path, project: Optional[Path] = None, limit: int = MAX_CO
     """
     folder = Path(folder)
     total, files = 0, []
-    for relative, size in _walk(folder, Path.cwd() if project is None else project):
+    walk = _walk(folder, Path.cwd() if project is None else project)
+    for relative, size in walk:
         total += size
         if total > limit:
+            # Go on counting (sizes only, a bounded number of files) so the error names the real size.
+            counted = 0
+            for counted, (_relative, more) in enumerate(walk, 1):
+                total += more
+                if counted >= 200_000:
+                    break
+            at_least = "at least " if counted >= 200_000 else ""
             raise CodeFolderError(
-                f"{folder} holds more than {_size(limit)} to upload (over {_size(total)} so far, after .gitignore exclusions); "
-                f"the limit is {_size(limit)}: exclude what the job does not need in .gitignore, and put data in the bucket"
+                f"{shown or folder} holds {at_least}{_size(total)} to upload after .gitignore exclusions; the limit is {_size(limit)}: "
+                "exclude what the job does not need in .gitignore, and put data in the bucket"
             )
         files.append(folder / relative)  # spelled as given: the render shows project-relative paths, not this machine's
     return sorted(files)
@@ -142,7 +150,7 @@ def check_code_folder(code: str, project: Path) -> Path:
     """`code` resolved inside `project`, its archive within the limit; CodeFolderError otherwise."""
     folder = project_folder(code, project)
     try:
-        code_files(folder, project)
+        code_files(folder, project, shown=repr(code))
     except OSError as error:
         raise CodeFolderError(f"{code!r} cannot be read: {error.strerror or error}") from None
     return folder
