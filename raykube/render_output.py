@@ -159,7 +159,7 @@ def write_render(folder: Path, files: dict[str, str], project_root: Path) -> Non
         for relative, text in sorted(files.items()):
             target = folder / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            _write(target, text)
         for relative in stale:
             target = folder / relative
             if target.is_file() and not target.is_symlink():
@@ -177,5 +177,12 @@ def write_render(folder: Path, files: dict[str, str], project_root: Path) -> Non
         raise RenderOutputError(f"--out {_shown(folder)}: cannot write {relative}: {reason}") from None
 
 
+def _write(target: Path, text: str) -> None:
+    # O_NOFOLLOW: a symlink put in place after the checks above still fails the write (ELOOP), never redirects it.
+    handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
 def _write_marker(folder: Path, names: set[str]) -> None:
-    (folder / MARKER).write_text(MARKER_HEADER + "".join(f"{relative}\n" for relative in sorted(names)), encoding="utf-8")
+    _write(folder / MARKER, MARKER_HEADER + "".join(f"{relative}\n" for relative in sorted(names)))
