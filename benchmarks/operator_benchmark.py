@@ -1,6 +1,6 @@
-"""How fast the real KubeRay v1.7.0 operator turns raykube's RayClusters into pods, next to seed 004.
+"""How fast the real KubeRay operator (the project's build, tools/go/kuberay) turns raykube's RayClusters into pods, next to seed 004.
 
-On the tests' simulated cluster (../shared/k8s-envtest: kube-apiserver, the
+On the tests' simulated cluster (the project's own build of kube-apiserver, the
 controller-manager, the real kube-scheduler, kwok as every Node's kubelet,
 metrics-server, the operator started with the flags raykube's chart values make), for
 the aks stack's RayCluster (a head, an autoscaler sidecar, one worker) applied N

@@ -1,6 +1,6 @@
 """How fast the local stack's HPA pool scales, on a simulated cluster of real parts, next to seed 000.
 
-For each configuration, a fresh simulated cluster (../shared/k8s-envtest: kube-apiserver,
+For each configuration, a fresh simulated cluster (the project's own build: kube-apiserver,
 the controller-manager with the stack's kubeadm HPA flags, the real kube-scheduler, kwok
 nodes, metrics-server with the stack's --metric-resolution, the real KubeRay operator), then
 per run: `pulumi up` of the local stack (as the tests apply it), the pool at minReplicas,

@@ -1,4 +1,4 @@
-"""Every stack's objects against a real kube-apiserver (the kit's v1.36.2) by
+"""Every stack's objects against a real kube-apiserver (the project's build, tools/go/kubernetes) by
 server-side apply, as `pulumi up` applies them; a boundary sweep of the settings;
 the HPA pool under a real kube-controller-manager with the local stack's flags."""
 from __future__ import annotations

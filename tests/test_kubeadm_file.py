@@ -1,5 +1,5 @@
 """The `kubeadm init --config` file: what `pulumi up` writes and the render's copy,
-read the way kubeadm reads it, then judged by the kit's real kubeadm."""
+read the way kubeadm reads it, then judged by the real kubeadm (the project's build, tools/go/kubernetes)."""
 from __future__ import annotations
 
 import re
@@ -11,10 +11,10 @@ import yaml
 
 from raykube.settings import KUBERNETES_MINOR_RANGE
 from tests.helpers.program import ROOT, run_program, stack_file_config
-from tests.helpers.envtest import kit_binary
+from tests.helpers.cluster_processes import binary
 
 VERSIONS = [f"1.{minor}" for minor in range(KUBERNETES_MINOR_RANGE[0], KUBERNETES_MINOR_RANGE[1] + 1)]
-# An exact release inside the kit's kubeadm skew (it deploys control planes >= 1.35).
+# An exact release inside the built kubeadm's skew (it deploys control planes >= 1.35).
 EXACT = "1.36.2"
 KUBELET = "kubelet.config.k8s.io/v1beta1"
 KUBE_PROXY = "kubeproxy.config.k8s.io/v1alpha1"
@@ -79,10 +79,10 @@ def test_kubeadm_reads_every_written_file(version, tmp_path):
         assert_kubeadm_reads(text, version)
     # The hint stays, inside the first real document.
     assert "sudo kubeadm init --config" in files["render"]
-    # The real judge: the kit's kubeadm (v1.36.2).
+    # The real judge: kubeadm, built at the pin in tools/go/kubernetes.
     path = tmp_path / "kubeadm-config.yaml"
     path.write_text(files["render"])
-    done = subprocess.run([kit_binary("kubeadm"), "config", "validate", "--config", str(path)],
+    done = subprocess.run([binary("kubeadm"), "config", "validate", "--config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"kubeadm config validate ({version}):\n{done.stdout}{done.stderr}"
 

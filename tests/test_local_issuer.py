@@ -31,7 +31,7 @@ OBJECTS = "aws:s3/bucketObjectv2:BucketObjectv2"
 
 def local_web_identity(**more) -> dict:
     config = copy.deepcopy(stack_file_config("local"))
-    # kubeadm v1.36 (the kit's) renders control planes of 1.35 or later.
+    # kubeadm v1.36 (the project's build) renders control planes of 1.35 or later.
     config["raykube:kubernetesVersion"] = "1.36.2"
     config["raykube:awsAccess"] = {"mode": "webIdentity", "region": REGION, "bucket": BUCKET, "issuerBucket": ISSUER_BUCKET, **more}
     config["raykube:rayClusters"] = [{"name": "wi", "namespace": "wi-local"}]
@@ -194,11 +194,11 @@ def test_an_api_server_not_yet_restarted_with_the_stacks_issuer_is_not_published
 def test_kubeadm_still_accepts_the_file_with_the_issuer_flags(version, tmp_path):
     import subprocess
 
-    from tests.helpers.envtest import kit_binary
+    from tests.helpers.cluster_processes import binary
 
     config = {**local_web_identity(endpointUrl="http://127.0.0.1:9"), "raykube:kubernetesVersion": version}
     path = tmp_path / "kubeadm-config.yaml"
     path.write_text(run_program(config, "local").outputs["kubeadmConfig"])
-    done = subprocess.run([kit_binary("kubeadm"), "config", "validate", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([binary("kubeadm"), "config", "validate", "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"value: {ISSUER}" in path.read_text()

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.helpers.built_operator import require_deployed_operator
 from tests.helpers.envtest import wait_for
 from tests.helpers.program import STACKS, fresh, run_program
 from tests.helpers.pulumi_up import AwaitTimeout, pulumi_destroy, pulumi_up
@@ -320,6 +321,7 @@ def test_head_fault_tolerance_is_accepted_by_the_operator_and_gets_ready(simulat
 
 def test_without_the_feature_gate_the_operator_refuses_rocksdb(simulated_cluster):
     """The harness is the judge: the operator started as the chart's defaults say refuses it."""
+    require_deployed_operator("rocksdb (KubeRay 1.7's embedded GCS storage) and its gate")
     sim = simulated_cluster
     config = fresh("eks")
     clusters_of(config)[0]["gcsFaultTolerance"] = {"backend": "rocksdb", "storage": {"size": "10Gi"}}

@@ -1,76 +1,35 @@
-"""A real Kubernetes control plane for tests: ../shared/k8s-envtest (kube-apiserver,
-etcd, kubeadm, kube-controller-manager v1.36.2) started on loopback.
-
-The kit is read where it lies, never copied. A missing kit skips the test
-locally and fails it in CI (CI=true), like the upstream data.
+"""A real Kubernetes control plane for tests: etcd and kube-apiserver (and the
+controller-manager on demand) from the project's own build, on loopback
+(tests/helpers/cluster_processes.py), and the ways tests talk to it.
 """
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from tests.helpers.cluster_processes import Cluster
 
-ROOT = Path(__file__).resolve().parents[2]
-ENVTEST = ROOT.parent / "shared" / "k8s-envtest" / "envtest"
 FIELD_MANAGER = "raykube-tests"
 
 
-def envtest_script() -> Path:
-    from tests.helpers.upstream import require_shared
-
-    return require_shared(ENVTEST, "the control-plane kit")
-
-
-def kit_binary(name: str) -> str:
-    """Path of one of the kit's binaries (unpacked once into the cache)."""
-    done = subprocess.run([str(envtest_script()), "bin", name], capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise RuntimeError(f"envtest bin {name}: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-class ControlPlane:
-    """etcd + kube-apiserver in `directory`; the controller-manager on demand."""
+class ControlPlane(Cluster):
+    """etcd + kube-apiserver in `directory`; the controller-manager started once, on demand."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        done = subprocess.run([str(envtest_script()), "start", str(directory)], capture_output=True, text=True, timeout=180)
-        if done.returncode != 0:
-            raise RuntimeError(f"envtest start failed:\n{done.stderr[-3000:]}")
-        self.kubeconfig = str(directory / "kubeconfig")
+        super().__init__(directory)
+        self.kubeconfig = str(self.kubeconfig)
         self.controller_manager_flags: Optional[list[str]] = None
 
-    def api_client(self):
-        from kubernetes import client, config
-
-        configuration = client.Configuration()
-        config.load_kube_config(config_file=self.kubeconfig, client_configuration=configuration)
-        return client.ApiClient(configuration)
-
-    def dynamic(self):
-        from kubernetes import dynamic
-
-        return dynamic.DynamicClient(self.api_client())
-
     def start_controller_manager(self, flags: Iterable[str]) -> None:
-        """Start the kit's kube-controller-manager once, with these extra flags."""
+        """Start kube-controller-manager once, with these extra flags."""
         flags = list(flags)
         if self.controller_manager_flags is not None:
             if self.controller_manager_flags != flags:
                 raise RuntimeError(f"controller-manager already runs with {self.controller_manager_flags}")
             return
-        done = subprocess.run(
-            [str(envtest_script()), "controller-manager", str(self.directory), *flags],
-            capture_output=True, text=True, timeout=180,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"envtest controller-manager failed:\n{done.stderr[-3000:]}")
+        self.controller_manager(flags)
         self.controller_manager_flags = flags
-
-    def stop(self) -> None:
-        subprocess.run([str(envtest_script()), "stop", str(self.directory)], capture_output=True, timeout=120)
 
 
 class ApplyError(AssertionError):

@@ -53,14 +53,14 @@ def operator_command_line(program_values: Mapping[str, Any], release_namespace: 
     elif watch:
         flags.append(f"--watch-namespace={','.join(watch)}")
     # logging.baseDir/fileName name a path inside the operator's container: out of
-    # cluster the kit logs to DIR/kuberay-operator-<ns>.log instead.
+    # cluster the harness logs to DIR/kuberay-operator-<ns>.log instead.
     logging = values.get("logging") or {}
     for key, flag in (("stdoutEncoder", "--log-stdout-encoder"), ("fileEncoder", "--log-file-encoder")):
         if logging.get(key):
             flags.append(f"{flag}={logging[key]}")
     if "useKubernetesProxy" in values:
         flags.append(f"--use-kubernetes-proxy={_go_bool(values['useKubernetesProxy'])}")
-    # leaderElectionEnabled: the kit runs the operator out of cluster, where
+    # leaderElectionEnabled: the harness runs the operator out of cluster, where
     # controller-runtime has no namespace for the lease; it passes
     # --enable-leader-election=false itself, and one operator per namespace
     # needs no election.

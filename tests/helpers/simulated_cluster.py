@@ -1,23 +1,22 @@
 """The session's control plane as a small cluster of real parts where the real KubeRay operator acts.
 
-On top of the kit's kube-apiserver and controller-manager (with the local
+On top of the session's kube-apiserver and controller-manager (with the local
 stack's kubeadm flags): the real kube-scheduler, kwok as the kubelet of every
 Node (Pods the scheduler binds become Running and Ready with a pod IP; Pods
 being deleted go away; CPU use is what a Pod's annotation says),
 metrics-server with the local stack's resolution, Nodes shaped like the
 targets' (labels the stacks' node selectors name, a tainted GPU node), and
-one real KubeRay v1.7.0 operator per Ray namespace, started with the flags
+one real KubeRay operator per Ray namespace (the project's build: tools/go/kuberay), started with the flags
 the program's chart values make (tests/helpers/operator_flags.py).
 """
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from tests.helpers.envtest import ControlPlane, envtest_script, wait_for
+from tests.helpers.built_operator import adapt_flags
+from tests.helpers.envtest import ControlPlane, wait_for
 from tests.helpers.operator_flags import operator_command_line
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ NODES = (
 )
 
 
-# The kit's default controllers, plus those the operator's work needs here:
+# The default controllers (tests/helpers/cluster_processes.py), plus those the operator's work needs here:
 # Jobs (KubeRay's RayJob submitter and Redis clean-up Jobs; kwok completes
 # their Pods), the PersistentVolume binder (a head's GCS claim binds to a volume
 # before the scheduler places the head) and the PVC/PV protection that lets a
@@ -87,52 +86,45 @@ class SimulatedCluster:
         self.api_client = plane.api_client()
         self.core = client.CoreV1Api(self.api_client)
         self.dynamic = dynamic.DynamicClient(self.api_client)
-        self._envtest("scheduler")
-        self._envtest("kwok")
+        plane.scheduler()
+        plane.kwok()
         for node in NODES:
             self._add_node(node)
-        self._envtest("metrics-server", *metrics_server_flags)
+        plane.metrics_server(metrics_server_flags)
         self.operators: dict[str, list[str]] = {}
         self.operator_pids: dict[str, int] = {}
+        self.operator_metrics: dict[str, str] = {}
 
     def _add_node(self, node: NodeShape) -> None:
-        self._envtest("node", node.name, node.cpu, node.memory, "250")
+        self.plane.node(node.name, node.cpu, node.memory, "250")
         self.core.patch_node(node.name, {"metadata": {"labels": dict(node.labels)}, "spec": {"taints": [dict(taint) for taint in node.taints]}})
         if node.gpus:
             gpus = {"nvidia.com/gpu": str(node.gpus)}
             self.core.patch_node_status(node.name, {"status": {"capacity": gpus, "allocatable": gpus}})
-
-    def _envtest(self, *arguments: str, env: Optional[Mapping[str, str]] = None) -> str:
-        done = subprocess.run(
-            [str(envtest_script()), arguments[0], str(self.directory), *arguments[1:]],
-            capture_output=True, text=True, timeout=180, env={**os.environ, **(env or {})},
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"envtest {' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-        return done.stdout
 
     # --- KubeRay operators ----------------------------------------------------------
 
     def start_operator(self, namespace: str, chart_values: Mapping[str, Any]) -> list[str]:
         """The namespace's operator, as the chart would run it; restarted when its flags change (a chart upgrade)."""
         flags, environment = operator_command_line(chart_values, namespace)
+        flags = adapt_flags(flags)
         if self.operators.get(namespace) == flags:
             return flags
         if namespace in self.operators:
             self.stop_operator(namespace)
-        pid = self._envtest("kuberay-operator", *flags, env=environment).strip().splitlines()[-1]
+        pid, metrics = self.plane.kuberay_operator(f"kuberay-operator-{namespace}", flags, environment)
         self.operators[namespace] = flags
-        self.operator_pids[namespace] = int(pid)
+        self.operator_pids[namespace] = pid
+        self.operator_metrics[namespace] = metrics
         return flags
 
     def operator_metrics_address(self, namespace: str) -> str:
-        """host:port of the namespace's operator's /metrics (the kit picks a free loopback port)."""
-        arguments = Path(f"/proc/{self.operator_pids[namespace]}/cmdline").read_bytes().decode().split("\0")
-        return next(argument.split("=", 1)[1] for argument in arguments if argument.startswith("--metrics-addr="))
+        """host:port of the namespace's operator's /metrics (on a free loopback port)."""
+        return self.operator_metrics[namespace]
 
     def stop_operator(self, namespace: str) -> None:
         if self.operators.pop(namespace, None) is not None:
-            subprocess.run([str(envtest_script()), "stop", str(self.directory), f"kuberay-operator-{namespace}"], capture_output=True, timeout=60)
+            self.plane.stop(f"kuberay-operator-{namespace}")
 
     def operator_log(self, namespace: str) -> str:
         path = Path(self.directory) / f"kuberay-operator-{namespace}.log"

@@ -84,14 +84,14 @@ def kubeadm_apiserver_flags(kubeadm_config: str, workdir: Path) -> list[str]:
     kubeadm itself renders its static Pod manifest (dry run, no root), and the flags are read from it."""
     import yaml
 
-    from tests.helpers.envtest import kit_binary
+    from tests.helpers.cluster_processes import binary
 
     config = workdir / "kubeadm-config.yaml"
     config.write_text(kubeadm_config)
     dry_run = workdir / "kubeadm-dry-run"
     dry_run.mkdir(exist_ok=True)
     done = subprocess.run(
-        [kit_binary("kubeadm"), "init", "phase", "control-plane", "apiserver", "--config", str(config), "--dry-run"],
+        [binary("kubeadm"), "init", "phase", "control-plane", "apiserver", "--config", str(config), "--dry-run"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "KUBEADM_INIT_DRYRUN_DIR": str(dry_run)},
     )
     assert done.returncode == 0, done.stderr
@@ -106,10 +106,9 @@ class IssuerApiServer:
     document and JWKS a kubeadm cluster with that config serves, and signs its tokens the same way."""
 
     def __init__(self, plane, flags: list[str], workdir: Path) -> None:
-        from tests.helpers.envtest import kit_binary
+        from tests.helpers.cluster_processes import binary
 
         pki = plane.directory / "pki"
-        env = dict(line.split("=", 1) for line in (plane.directory / "env").read_text().split())
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -117,9 +116,9 @@ class IssuerApiServer:
         self.log = open(workdir / "issuer-apiserver.log", "w")
         self.process = subprocess.Popen(
             [
-                kit_binary("kube-apiserver"),
+                binary("kube-apiserver"),
                 "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
-                f"--etcd-servers={env['ENVTEST_ETCD']}",
+                f"--etcd-servers={plane.etcd_url}",
                 f"--tls-cert-file={pki}/apiserver.crt", f"--tls-private-key-file={pki}/apiserver.key",
                 f"--client-ca-file={pki}/ca.crt",
                 f"--service-account-key-file={pki}/sa.pub", f"--service-account-signing-key-file={pki}/sa.key",
@@ -129,7 +128,7 @@ class IssuerApiServer:
             ],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
-        kubeconfig = (plane.directory / "kubeconfig").read_text().replace(env["ENVTEST_SERVER"], self.url)
+        kubeconfig = (plane.directory / "kubeconfig").read_text().replace(plane.server, self.url)
         self.kubeconfig = workdir / "issuer-kubeconfig"
         self.kubeconfig.write_text(kubeconfig)
         deadline = time.monotonic() + 90
