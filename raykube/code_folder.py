@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Iterator, Optional
 
-MAX_CODE_BYTES = 100 * 1024 * 1024  # 100 MiB; README / docs/cli-safety-notes.md say so
+MAX_CODE_BYTES = 100 * 1024 * 1024  # 100 MiB; docs/jobs.md and docs/settings.md say so
 
 # Left out of every archive, whatever the .gitignore says: git's own folder,
 # byte-code, the caches of tools and editors.
