@@ -12,7 +12,7 @@ from raykube.settings.operator import OperatorSettings
 from raykube.settings.ray_cluster import RayClusterSettings
 from raykube.settings.ray_groups import WorkerGroup
 from raykube.settings.ray_jobs import RayJobSettings
-from raykube.settings_docs import main as settings_docs, keys, rules
+from raykube.settings_docs import main as settings_docs, keys, rows, rules
 
 
 def test_the_settings_reference_is_fresh():
@@ -31,6 +31,12 @@ def test_every_setting_is_listed_once():
     for key in ("target", "kubernetesVersion", "rayClusters[].workerGroups[].hpa.scaleUp.pods", "awsAccess.renewalIntervalMinutes",
                 "rayJobs[].code", "observability.kubePrometheusStack.values", "adoptNamespaces"):
         assert key in listed
+
+
+def test_every_number_has_its_range():
+    """A count, a duration or a port without a stated range is what issue 30 found in the old table."""
+    unranged = [key for key, kind, _, allowed, _ in rows(Settings, "", None, {}) if "integer" in kind and not allowed]
+    assert unranged == []
 
 
 def _valid(model: type[BaseModel], values: dict) -> bool:
