@@ -17,7 +17,7 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -172,11 +172,15 @@ def _bounds(info: FieldInfo) -> str:
 
 
 def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+    """The type under Optional[...] and Annotated[...] (a checked string is a string)."""
+    optional = False
     if typing.get_origin(annotation) in (Union, types.UnionType):
         args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         if len(args) == 1:
-            return args[0], True
-    return annotation, False
+            annotation, optional = args[0], True
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation, optional
 
 
 def _model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:

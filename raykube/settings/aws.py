@@ -4,15 +4,15 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from components.credentials_renewer import INTERVALS
-from components.kubernetes_names import subdomain_problem
 from components.published_oidc_issuer import published_issuer
 from raykube.settings.network_policies import namespace_name
 from raykube.settings.model import Model
+from raykube.settings.checked import ObjectName, refused_by
 
 
 # Every AWS region, by partition: botocore 1.44.18's data/endpoints.json (the
@@ -40,6 +40,9 @@ def region_problem(region: str) -> Optional[str]:
     return None
 
 
+AwsRegion = Annotated[str, refused_by(region_problem)]
+
+
 class AwsAccessSettings(Model):
     """AWS access for Ray jobs (S3)."""
 
@@ -50,7 +53,7 @@ class AwsAccessSettings(Model):
         "podIdentity: EKS Pod Identity associations (the cluster's eks-pod-identity-agent add-on hands out the credentials)",
     )
     eks_cluster_name: Optional[str] = Field(default=None, description="podIdentity: the EKS cluster the associations belong to")
-    region: Optional[str] = Field(default=None, description="AWS region (or AWS_REGION in the environment)")
+    region: Optional[AwsRegion] = Field(default=None, description="AWS region (or AWS_REGION in the environment)")
     bucket: Optional[str] = Field(default=None, description="the S3 bucket Ray jobs read and write")
     create_bucket: bool = Field(default=False, description="create the bucket")
     role_arn: Optional[str] = Field(default=None, description="use this existing role instead of creating one")
@@ -61,11 +64,11 @@ class AwsAccessSettings(Model):
     renew_before_seconds: int = Field(default=1800, ge=0, description="renew on `pulumi up` when expiry is this close")
     external_id: Optional[str] = Field(default=None, description="sts:ExternalId, if the role's trust requires one")
     endpoint_url: Optional[str] = Field(default=None, description="AWS endpoint override (tests, private endpoints)")
-    secret_name: str = Field(default="aws-credentials", description="Secret name in each Ray namespace")
+    secret_name: ObjectName = Field(default="aws-credentials", description="Secret name in each Ray namespace")
     mount_path: str = Field(
         default="/etc/aws", description="where every Ray container mounts the credentials Secret (AWS_CONFIG_FILE points into it)"
     )
-    service_account_name: str = Field(default="ray-s3", description="service account of the Ray pods (irsa, webIdentity)")
+    service_account_name: ObjectName = Field(default="ray-s3", description="service account of the Ray pods (irsa, webIdentity)")
     oidc_provider_arn: Optional[str] = Field(
         default=None, description="the IAM OIDC provider of the cluster's issuer (irsa: required; webIdentity: default created)"
     )
@@ -90,22 +93,6 @@ class AwsAccessSettings(Model):
     token_expiration_seconds: int = Field(
         default=3600, ge=600, le=86400, description="webIdentity: lifetime of the pods' projected token (the kubelet renews it at 80%)"
     )
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, region: Optional[str]) -> Optional[str]:
-        problem = region_problem(region) if region is not None else None
-        if problem:
-            raise ValueError(problem)
-        return region
-
-    @field_validator("secret_name", "service_account_name")
-    @classmethod
-    def _object_name(cls, name: str) -> str:
-        problem = subdomain_problem(name)
-        if problem:
-            raise ValueError(problem)
-        return name
 
     @field_validator("bucket")
     @classmethod
@@ -210,7 +197,6 @@ class AwsAccessSettings(Model):
         if self.issuer_bucket and self.oidc_issuer:
             raise ValueError("__oidcIssuer__ give oidcIssuer or issuerBucket, not both: with issuerBucket the issuer is the one raykube publishes")
         return self
-
 
     def effective_renewer_namespace(self, stack: str) -> str:
         """The renewer's namespace: as set, or one of the stack's own."""

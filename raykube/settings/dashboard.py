@@ -6,27 +6,17 @@ from typing import Optional
 from pydantic import Field, field_validator, model_validator
 
 from components.dashboard_ingress import NGINX_INGRESS_CLASSES, rewrites_sub_path
-from components.kubernetes_names import host_problem, subdomain_problem
+from components.kubernetes_names import host_problem
 from raykube.settings.model import Model
 from raykube.settings.pods import check_annotations
-
-
-def _refuse(problem: Optional[str], value: str) -> str:
-    if problem:
-        raise ValueError(problem)
-    return value
+from raykube.settings.checked import HostName, ObjectName
 
 
 class IngressTls(Model):
     """TLS for the dashboard Ingress."""
 
-    secret_name: str = Field(description="Secret of type kubernetes.io/tls holding the certificate")
+    secret_name: ObjectName = Field(description="Secret of type kubernetes.io/tls holding the certificate")
     hosts: list[str] = Field(default_factory=list, description="host names the certificate covers; default [host]")
-
-    @field_validator("secret_name")
-    @classmethod
-    def _secret(cls, name: str) -> str:
-        return _refuse(subdomain_problem(name), name)
 
     @field_validator("hosts")
     @classmethod
@@ -42,21 +32,11 @@ class DashboardIngress(Model):
     """An Ingress to the Ray dashboard and Jobs API (port 8265)."""
 
     enabled: bool = Field(default=False, description="create the Ingress")
-    class_name: Optional[str] = Field(default=None, description="ingressClassName; default the cluster's default class")
-    host: Optional[str] = Field(default=None, description="host name; empty matches any host")
+    class_name: Optional[ObjectName] = Field(default=None, description="ingressClassName; default the cluster's default class")
+    host: Optional[HostName] = Field(default=None, description="host name; empty matches any host")
     path: str = Field(default="/", description="path prefix; a sub-path needs a rewrite (written for ingress-nginx classes)")
     annotations: dict[str, str] = Field(default_factory=dict, description="Ingress annotations, e.g. your controller's auth or rewrite")
     tls: Optional[IngressTls] = Field(default=None, description="TLS: secretName and hosts")
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, host: Optional[str]) -> Optional[str]:
-        return None if host is None else _refuse(host_problem(host), host)
-
-    @field_validator("class_name")
-    @classmethod
-    def _class_name(cls, name: Optional[str]) -> Optional[str]:
-        return None if name is None else _refuse(subdomain_problem(name), name)
 
     @field_validator("annotations")
     @classmethod

@@ -7,16 +7,16 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from components.kubernetes_names import subdomain_problem
 from components.quantity import bytes_problem, parse_quantity
 from raykube.settings.model import DNS1123, Model
+from raykube.settings.checked import ObjectName
 
 
 class GcsStorage(Model):
     """The PersistentVolumeClaim of the rocksdb backend (KubeRay creates it, or uses claimName)."""
 
     size: Optional[str] = Field(default=None, description="PVC size, e.g. 10Gi (needed unless claimName is given)")
-    storage_class_name: Optional[str] = Field(default=None, description="storage class; default the cluster's default class")
+    storage_class_name: Optional[ObjectName] = Field(default=None, description="storage class; default the cluster's default class")
     access_modes: Optional[list[Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]]] = Field(
         default=None, description="PVC access modes; default KubeRay's (ReadWriteOnce)"
     )
@@ -32,14 +32,6 @@ class GcsStorage(Model):
             raise ValueError(bytes_problem("size", size) or f"{size!r} must be a positive quantity such as 10Gi")
         return size
 
-    @field_validator("storage_class_name")
-    @classmethod
-    def _storage_class(cls, name: Optional[str]) -> Optional[str]:
-        problem = subdomain_problem(name) if name is not None else None
-        if problem:
-            raise ValueError(problem)
-        return name
-
     @field_validator("claim_name")
     @classmethod
     def _claim(cls, name: Optional[str]) -> Optional[str]:
@@ -51,16 +43,8 @@ class GcsStorage(Model):
 class SecretKey(Model):
     """A key of an existing Secret in the Ray namespace."""
 
-    name: str = Field(description="Secret name")
+    name: ObjectName = Field(description="Secret name")
     key: str = Field(description="key in the Secret")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        problem = subdomain_problem(name)
-        if problem:
-            raise ValueError(problem)
-        return name
 
     @field_validator("key")
     @classmethod

@@ -5,12 +5,12 @@ import re
 from typing import Any, Optional
 
 from pydantic import Field, field_validator
-from components.kubernetes_names import repository_problem, tag_problem
 from components.quantity import resources_problem
 from components.versions import KUBERAY_VERSION, version_tuple
 
 from raykube.settings.model import Model
 from raykube.settings.pods import check_labels, check_tolerations
+from raykube.settings.checked import ImageRepository, ImageTag
 
 
 # KubeRay releases raykube deploys: from 1.1 (its CRDs are ray.io/v1 only, as raykube
@@ -40,24 +40,10 @@ def ray_version_problem(ray_version: str, kuberay_version: str) -> str | None:
 
 
 class OperatorImage(Model):
-    repository: str = Field(default="quay.io/kuberay/operator", description="operator image repository")
-    tag: Optional[str] = Field(default=None, description="image tag; default v<version>")
+    repository: ImageRepository = Field(default="quay.io/kuberay/operator", description="operator image repository")
+    tag: Optional[ImageTag] = Field(default=None, description="image tag; default v<version>")
 
-    @field_validator("repository")
-    @classmethod
-    def _repository(cls, repository: str) -> str:
-        problem = repository_problem(repository)
-        if problem:
-            raise ValueError(problem)
-        return repository
 
-    @field_validator("tag")
-    @classmethod
-    def _tag(cls, tag: Optional[str]) -> Optional[str]:
-        problem = tag_problem(tag) if tag is not None else None
-        if problem:
-            raise ValueError(problem)
-        return tag
 
 
 class OperatorSettings(Model):

@@ -7,8 +7,9 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from components.kubernetes_names import annotations_problem, label_value_problem, labels_problem, qualified_name_problem
+from components.kubernetes_names import annotations_problem, labels_problem, qualified_name_problem
 from raykube.settings.model import Model
+from raykube.settings.checked import LabelValue
 
 # An environment variable name the API server takes (C identifiers, plus '-' and '.').
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -19,7 +20,7 @@ class Toleration(Model):
 
     key: Optional[str] = Field(default=None, description="the taint's key; empty with operator Exists: every taint")
     operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal")
-    value: Optional[str] = Field(default=None, description="the taint's value (operator Equal)")
+    value: Optional[LabelValue] = Field(default=None, description="the taint's value (operator Equal)")
     effect: Optional[Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]] = Field(default=None, description="the taint's effect; empty: every effect")
     toleration_seconds: Optional[int] = Field(default=None, ge=-(2**63), le=2**63 - 1, description="NoExecute: how long the pod stays on the tainted node")
 
@@ -30,14 +31,6 @@ class Toleration(Model):
         if problem:
             raise ValueError(problem)
         return key
-
-    @field_validator("value")
-    @classmethod
-    def _value(cls, value: Optional[str]) -> Optional[str]:
-        problem = label_value_problem(value) if value is not None else None
-        if problem:
-            raise ValueError(problem)
-        return value
 
     @model_validator(mode="after")
     def _api_rules(self) -> "Toleration":

@@ -9,12 +9,12 @@ from pydantic import Field, field_validator, model_validator
 
 from components.versions import RAY_IMAGE_PYTHON_VERSION, RAY_IMAGE_REPOSITORY, ray_image_python_tag, version_tuple
 from components import defaults
-from components.kubernetes_names import image_problem
 from raykube.settings.dashboard import DashboardIngress
 from raykube.settings.head_fault_tolerance import GcsFaultTolerance
 from raykube.settings.model import DNS1035, DNS1123, INT32_MAX, Model
 from raykube.settings.namespaces import system_namespace
 from raykube.settings.ray_groups import HeadGroup, WorkerGroup
+from raykube.settings.checked import ImageReference
 
 # KubeRay names the head Service "<cluster>-head-svc" and worker pods
 # "<cluster>-<group>-worker-<5 chars>"; 53 keeps every derived name a label.
@@ -88,7 +88,7 @@ class RayClusterSettings(Model):
         "never default, kube-*, an Ingress controller's or the observability or renewer namespace",
     )
     ray_version: Optional[str] = Field(default=None, description="Ray version; default: the installed `ray` package")
-    image: Optional[str] = Field(default=None, description="Ray image; default rayproject/ray:<rayVersion>-py<pythonVersion>")
+    image: Optional[ImageReference] = Field(default=None, description="Ray image; default rayproject/ray:<rayVersion>-py<pythonVersion>")
     python_version: str = Field(
         default=RAY_IMAGE_PYTHON_VERSION,
         description="Python of the default Ray image (its tag's -pyXY), pinned: never the Python that runs `pulumi up`",
@@ -121,14 +121,6 @@ class RayClusterSettings(Model):
         description="Ray containers cannot write their image; /tmp (Ray's /tmp/ray) and /dev/shm are writable emptyDirs. "
         "false for code that writes into the home folder (e.g. Ray Tune's default ~/ray_results)",
     )
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, image: Optional[str]) -> Optional[str]:
-        problem = image_problem(image) if image is not None else None
-        if problem:
-            raise ValueError(problem)
-        return image
 
     @field_validator("image_digest")
     @classmethod

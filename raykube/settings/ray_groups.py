@@ -5,12 +5,12 @@ from typing import Any, Literal, Mapping, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from components.kubernetes_names import image_problem
 from components.quantity import quantity_problem, resources_problem
 from components.ray_node import GPU_RESOURCE, ray_resources_problem
 from components import defaults
 from raykube.settings.model import DNS1123, INT32_MAX, Model
 from raykube.settings.pods import check_env_names, check_labels, check_tolerations
+from raykube.settings.checked import ImageReference
 
 
 def _check_quantities(values: Mapping[str, Any]) -> dict[str, str]:
@@ -145,7 +145,7 @@ class WorkerGroup(RayGroup):
     termination_grace_period_seconds: int = Field(
         default=defaults.TERMINATION_GRACE_SECONDS, ge=30, le=86400, description="time a stopping worker pod gets before it is killed (every mode)"
     )
-    image: Optional[str] = Field(
+    image: Optional[ImageReference] = Field(
         default=None,
         description="this group's image; default the cluster's, or its -gpu variant for a group that requests nvidia.com/gpu",
     )
@@ -153,14 +153,6 @@ class WorkerGroup(RayGroup):
         default=None, ge=0, le=INT32_MAX,
         description="autoscaling ray, autoscaler v2: idle time before this group's workers go; default autoscaler.idleTimeoutSeconds",
     )
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, image: Optional[str]) -> Optional[str]:
-        problem = image_problem(image) if image is not None else None
-        if problem:
-            raise ValueError(problem)
-        return image
 
     @field_validator("name")
     @classmethod
