@@ -4,7 +4,6 @@ shipped files that are not the project's to a bucket the Ray pods read."""
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import pytest
