@@ -405,7 +405,7 @@ class RayCluster(pulumi.ComponentResource):
                     # autoscaler own the whole list, and the next `pulumi up` that
                     # changes this RayCluster would fail on the field conflict. Forcing
                     # lets it through; the spec then reads replicas 0 until the autoscaler
-                    # writes its count again, and KubeRay removes no worker meanwhile (README).
+                    # writes its count again, and KubeRay removes no worker meanwhile (docs/day-2.md).
                     "pulumi.com/patchForce": "true",
                 },
             },

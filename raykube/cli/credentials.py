@@ -174,7 +174,7 @@ def renewal_status(settings, stack: str, api_client, last_issued: Optional[datet
     access = settings.aws_access
     last = f"last renewal {last_issued.strftime('%H:%M')} UTC ({_minutes(now - last_issued)} ago)" if last_issued else "no renewal yet"
     if access.effective_renewal != "cluster":
-        return (f"renewal: by a host (`pulumi up`, or `raykube credentials renew` on a system timer: README); {last}", True)
+        return (f"renewal: by a host (`pulumi up`, or `raykube credentials renew` on a system timer: docs/aws-credentials-renewal.md); {last}", True)
     from raykube.aws_access import RENEWER_NAME
 
     renewer_namespace = access.effective_renewer_namespace(stack)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from typing import Any, Mapping, Optional
+from typing import Any, Collection, Mapping, Optional
 
 import pulumi
 from pydantic import ValidationError
@@ -45,7 +45,7 @@ def _problems(error: ValidationError) -> list[tuple[str, str]]:
         loc = tuple(part for part in item["loc"] if not (isinstance(part, str) and ("[" in part or part.startswith("function-"))))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown setting (check the spelling against the README's settings table)"
+            message = "unknown setting (check the spelling against docs/settings.md)"
         elif item["type"] == "literal_error":
             message = f"{item['input']!r} is not allowed; expected {item['ctx']['expected']}"
         loc, message = _split_embedded(loc, message)
@@ -53,10 +53,13 @@ def _problems(error: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def parse_settings(raw: Mapping[str, Any], source: str) -> Settings:
-    """Validate `raw` ({key without prefix: value}); SettingsError names key and source."""
+def parse_settings(raw: Mapping[str, Any], source: str, secret_keys: Collection[str] = ()) -> Settings:
+    """Validate `raw` ({key without prefix: value}); SettingsError names key and source.
+
+    `secret_keys`: the keys (without prefix) `pulumi up` handed over as secrets, decrypted: a
+    `secure:` value nested in a structured key makes the whole key secret."""
     try:
-        return Settings.model_validate(dict(raw))
+        return Settings.model_validate(dict(raw), context={"secret_keys": frozenset(secret_keys)})
     except ValidationError as error:
         raise SettingsError(source, _problems(error)) from None
 
@@ -114,8 +117,12 @@ def load_settings(source: Optional[str] = None) -> Settings:
     """
     from pulumi.runtime.config import CONFIG, get_config_env
 
+    from pulumi.runtime.config import get_config_secret_keys_env, is_config_secret
+
     merged = {**get_config_env(), **CONFIG.get()}
     strays = [(key, why) for key in sorted(merged) if (why := unknown_namespace(key))]
     if strays:
         raise SettingsError(source or stack_file(), strays)
-    return parse_settings(config_values(merged), source or stack_file())
+    secret = set(get_config_secret_keys_env()) | {key for key in merged if is_config_secret(key)}
+    secret_keys = {key.removeprefix(f"{PROJECT}:") for key in secret if key.startswith(f"{PROJECT}:")}
+    return parse_settings(config_values(merged), source or stack_file(), secret_keys)

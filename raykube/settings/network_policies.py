@@ -64,7 +64,7 @@ class NetworkPeer(Model):
 
 
 class NetworkPolicySettings(Model):
-    """NetworkPolicies in every Ray namespace (README: "Security")."""
+    """NetworkPolicies in every Ray namespace (docs/security.md)."""
 
     enabled: bool = Field(default=True, description="deny by default, allow what Ray needs")
     head_access_from: Optional[list[NetworkPeer]] = Field(
