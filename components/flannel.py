@@ -6,8 +6,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.merge import deep_merge
-from components.pinned_chart import pinned_chart
-from components.versions import FLANNEL_CHART, FLANNEL_HELM_REPOSITORY, FLANNEL_VERSION
+from components.pinned_chart import check_chart_source, check_image_registry, pinned_chart
+from components.sources import ChartSourceArgs, mirrored_image
+from components.versions import FLANNEL_CHART, FLANNEL_CNI_IMAGE, FLANNEL_HELM_REPOSITORY, FLANNEL_IMAGE, FLANNEL_NETPOL_IMAGE, FLANNEL_VERSION
 from components.args import check_args, component_label
 
 NAMESPACE = "kube-flannel"
@@ -22,8 +23,25 @@ class FlannelArgs(TypedDict, total=False):
     """vxlan | host-gw | wireguard | udp (default vxlan)."""
     version: str
     """chart version (default components.versions.FLANNEL_VERSION)."""
+    source: ChartSourceArgs
+    """where the chart comes from: a folder, .tgz, oci:// reference or mirror repository (default the upstream repository)."""
+    image_registry: str
+    """registry prefix every image of the chart is pulled from, e.g. registry.example.com/mirror (default unset: upstream registries)."""
     values: Mapping[str, Any]
     """any other chart value, merged last (default {})."""
+
+
+def flannel_image_values(registry: Optional[str]) -> dict[str, Any]:
+    """The chart's image repositories from `registry` ({} without one: the chart's own)."""
+    if not registry:
+        return {}
+    return {
+        "flannel": {
+            "image": {"repository": mirrored_image(FLANNEL_IMAGE, registry)},
+            "flannel_cni": {"image": {"repository": mirrored_image(FLANNEL_CNI_IMAGE, registry)}},
+        },
+        "netpol": {"image": {"repository": mirrored_image(FLANNEL_NETPOL_IMAGE, registry)}},
+    }
 
 
 class Flannel(pulumi.ComponentResource):
@@ -33,7 +51,12 @@ class Flannel(pulumi.ComponentResource):
     """Namespace Flannel runs in."""
 
     def __init__(self, name: str, args: FlannelArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        check_args(component_label("Flannel", name), FlannelArgs, args)
+        label = component_label("Flannel", name)
+        check_args(label, FlannelArgs, args)
+        registry = args.get("image_registry")
+        check_image_registry(label, registry)
+        version = args.get("version") or FLANNEL_VERSION
+        check_chart_source(label, args.get("source"), FLANNEL_CHART, version)
         super().__init__("raykube:index:Flannel", name, None, opts)
         self.namespace_resource = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -41,17 +64,18 @@ class Flannel(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         values = deep_merge(
-            {"podCidr": args["pod_cidr"], "flannel": {"backend": args.get("backend") or "vxlan"}},
+            deep_merge({"podCidr": args["pod_cidr"], "flannel": {"backend": args.get("backend") or "vxlan"}}, flannel_image_values(registry)),
             args.get("values") or {},
         )
         self.chart = pinned_chart(
             f"{name}-chart",
             chart=FLANNEL_CHART,
-            version=args.get("version") or FLANNEL_VERSION,
+            version=version,
             repository=FLANNEL_HELM_REPOSITORY,
             namespace=NAMESPACE,
             release="flannel",
             values=values,
+            source=args.get("source"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_resource]),
         )
         self.namespace = pulumi.Output.from_input(NAMESPACE)

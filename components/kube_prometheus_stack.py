@@ -21,7 +21,8 @@ import pulumi_random as random
 
 from components.args import check_args, component_label
 from components.merge import deep_merge
-from components.pinned_chart import pinned_chart
+from components.pinned_chart import check_chart_source, check_image_registry, pinned_chart
+from components.sources import ChartSourceArgs
 from components.versions import KUBE_PROMETHEUS_STACK_CHART, KUBE_PROMETHEUS_STACK_HELM_REPOSITORY, KUBE_PROMETHEUS_STACK_VERSION
 
 DEFAULT_RELEASE = "kube-prometheus-stack"
@@ -47,6 +48,10 @@ class KubePrometheusStackArgs(TypedDict, total=False):
     """Prometheus's scrape and rule-evaluation interval (default 15)."""
     version: str
     """Chart version (default components.versions.KUBE_PROMETHEUS_STACK_VERSION)."""
+    source: ChartSourceArgs
+    """where the chart comes from: a folder, .tgz, oci:// reference or mirror repository (default the upstream repository)."""
+    image_registry: str
+    """registry prefix every image of the chart and its subcharts is pulled from (the chart's global.imageRegistry; default unset: upstream registries)."""
     values: Mapping[str, Any]
     """Any other chart value, merged last (default {})."""
 
@@ -54,7 +59,9 @@ class KubePrometheusStackArgs(TypedDict, total=False):
 def kube_prometheus_stack_values(args: Mapping[str, Any], admin_secret: str) -> dict[str, Any]:
     """raykube's chart values (before the caller's `values`)."""
     interval = f"{args.get('scrape_interval_seconds', 15)}s"
+    mirror = {"global": {"imageRegistry": args["image_registry"]}} if args.get("image_registry") else {}
     return {
+        **mirror,
         "prometheus": {"prometheusSpec": {"scrapeInterval": interval, "evaluationInterval": interval}},
         "grafana": {
             "admin": {"existingSecret": admin_secret, "userKey": "admin-user", "passwordKey": "admin-password"},
@@ -95,9 +102,13 @@ class KubePrometheusStack(pulumi.ComponentResource):
     """The Secret with Grafana's admin-user and admin-password."""
 
     def __init__(self, name: str, args: KubePrometheusStackArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        check_args(component_label("KubePrometheusStack", name), KubePrometheusStackArgs, args)
-        super().__init__("raykube:index:KubePrometheusStack", name, None, opts)
+        label = component_label("KubePrometheusStack", name)
+        check_args(label, KubePrometheusStackArgs, args)
         args = args or {}
+        version = args.get("version") or KUBE_PROMETHEUS_STACK_VERSION
+        check_chart_source(label, args.get("source"), KUBE_PROMETHEUS_STACK_CHART, version)
+        check_image_registry(label, args.get("image_registry"))
+        super().__init__("raykube:index:KubePrometheusStack", name, None, opts)
         namespace = args.get("namespace") or "monitoring"
         release = args.get("release") or DEFAULT_RELEASE
         admin_secret = grafana_admin_secret_name(release)
@@ -118,11 +129,12 @@ class KubePrometheusStack(pulumi.ComponentResource):
         self.chart = pinned_chart(
             f"{name}-chart",
             chart=KUBE_PROMETHEUS_STACK_CHART,
-            version=args.get("version") or KUBE_PROMETHEUS_STACK_VERSION,
+            version=version,
             repository=KUBE_PROMETHEUS_STACK_HELM_REPOSITORY,
             namespace=namespace,
             release=release,
             values=deep_merge(kube_prometheus_stack_values(args, admin_secret), args.get("values") or {}),
+            source=args.get("source"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_resource, self.admin]),
         )
         urls = in_cluster_urls(release, namespace)

@@ -1,12 +1,15 @@
 """KubeRayCrds: the RayCluster, RayJob and RayService CRDs, once per Kubernetes cluster."""
 
-from typing import Optional, TypedDict
+import os
+from pathlib import Path
+from typing import Any, Optional, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.versions import KUBERAY_CRD_PLURALS, KUBERAY_CRD_URL, KUBERAY_VERSION
-from components.args import check_args, component_label
+from components.args import ComponentArgsError, check_args, component_label
+from components.sources import url_problem
 
 
 class KubeRayCrdsArgs(TypedDict, total=False):
@@ -14,6 +17,12 @@ class KubeRayCrdsArgs(TypedDict, total=False):
 
     version: str
     """KubeRay release whose CRDs are applied (default components.versions.KUBERAY_VERSION; plain string)."""
+    path: str
+    """a local folder holding ray.io_<plural>.yaml of that release, e.g. the kuberay-operator chart's crds/ (default unset: the release tag on GitHub)."""
+    base_url: str
+    """a mirror URL (https) of a folder holding ray.io_<plural>.yaml of that release (default unset: the release tag on GitHub)."""
+    allow_http: bool
+    """allow an http:// base_url (default False)."""
 
 
 CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
@@ -34,9 +43,44 @@ def retain_crds(args: pulumi.ResourceTransformArgs) -> Optional[pulumi.ResourceT
     )
 
 
+def crd_file_names() -> list[str]:
+    """The CRD files raykube installs, as a release's config/crd/bases/ (and the chart's crds/) name them."""
+    return [f"ray.io_{plural}.yaml" for plural in KUBERAY_CRD_PLURALS]
+
+
 def crd_urls(version: str) -> list[str]:
     """The CRD manifests of a KubeRay release, straight from its tag."""
     return [KUBERAY_CRD_URL.format(version=version, plural=plural) for plural in KUBERAY_CRD_PLURALS]
+
+
+def crd_folder_problem(folder: Any) -> Optional[str]:
+    """Why `folder` cannot give the CRDs raykube installs (a folder with every ray.io_<plural>.yaml)."""
+    if not isinstance(folder, (str, Path)) or not str(folder):
+        return f"{folder!r} is not a folder"
+    if not Path(folder).is_dir():
+        return f"{folder} is not a folder"
+    missing = [name for name in crd_file_names() if not (Path(folder) / name).is_file()]
+    if missing:
+        return f"{folder} lacks {', '.join(missing)} (it needs {', '.join(crd_file_names())}, e.g. the kuberay-operator chart's crds/)"
+    return None
+
+
+def crd_sources(args: KubeRayCrdsArgs, component: str = "KubeRayCrds") -> list[str]:
+    """The files (local paths or URLs) the CRDs are read from; ComponentArgsError for a source that cannot give them."""
+    version = args.get("version") or KUBERAY_VERSION
+    if args.get("path") and args.get("base_url"):
+        raise ComponentArgsError(component, "base_url", "set path or base_url, not both")
+    if args.get("path"):
+        problem = crd_folder_problem(args["path"])
+        if problem:
+            raise ComponentArgsError(component, "path", problem)
+        return [os.path.join(os.path.abspath(args["path"]), name) for name in crd_file_names()]
+    if args.get("base_url"):
+        problem = url_problem(args["base_url"], bool(args.get("allow_http")), "a folder of CRD files")
+        if problem:
+            raise ComponentArgsError(component, "base_url", problem)
+        return [f"{args['base_url'].rstrip('/')}/{name}" for name in crd_file_names()]
+    return crd_urls(version)
 
 
 class KubeRayCrds(pulumi.ComponentResource):
@@ -54,12 +98,14 @@ class KubeRayCrds(pulumi.ComponentResource):
     """Names of the installed CRDs."""
 
     def __init__(self, name: str, args: KubeRayCrdsArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        check_args(component_label("KubeRayCrds", name), KubeRayCrdsArgs, args)
+        label = component_label("KubeRayCrds", name)
+        check_args(label, KubeRayCrdsArgs, args)
+        files = crd_sources(args or {}, label)
         super().__init__("raykube:index:KubeRayCrds", name, None, opts)
         version = (args or {}).get("version") or KUBERAY_VERSION
         self.crds = k8s.yaml.v2.ConfigGroup(
             f"{name}-crds",
-            files=crd_urls(version),
+            files=files,
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, transforms=[retain_crds]),
         )
         self.version = pulumi.Output.from_input(version)

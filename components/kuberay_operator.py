@@ -5,8 +5,9 @@ from typing import Any, Mapping, Optional, Sequence, Required, TypedDict
 import pulumi
 
 from components.merge import deep_merge
-from components.pinned_chart import pinned_chart
-from components.versions import KUBERAY_HELM_REPOSITORY, KUBERAY_OPERATOR_CHART, KUBERAY_VERSION
+from components.pinned_chart import check_chart_source, check_image_registry, pinned_chart
+from components.sources import ChartSourceArgs, mirrored_image
+from components.versions import KUBERAY_HELM_REPOSITORY, KUBERAY_OPERATOR_CHART, KUBERAY_OPERATOR_IMAGE, KUBERAY_VERSION
 from components.args import ComponentArgsError, check_args, component_label
 from components.quantity import resources_problem
 
@@ -40,7 +41,7 @@ class OperatorImageArgs(TypedDict, total=False):
     """repository (default quay.io/kuberay/operator), tag (default v<version>)."""
 
     repository: str
-    """Operator image repository (default quay.io/kuberay/operator)."""
+    """Operator image repository, taken as given (default quay.io/kuberay/operator, from image_registry when that is set)."""
     tag: Optional[str]
     """Image tag (default v<version>)."""
 
@@ -66,6 +67,10 @@ class KubeRayOperatorArgs(TypedDict, total=False):
     """tolerations (default [])."""
     feature_gates: Mapping[str, bool]
     """KubeRay feature gates by name, laid over the chart's defaults (default {}: the chart's)."""
+    source: ChartSourceArgs
+    """where the chart comes from: a folder, .tgz, oci:// reference or mirror repository (default the upstream repository)."""
+    image_registry: str
+    """registry prefix the operator image (unless image.repository is given) is pulled from, e.g. registry.example.com/mirror (default unset: upstream registries)."""
     values: Mapping[str, Any]
     """any other chart value, merged last (default {})."""
 
@@ -83,7 +88,7 @@ def operator_values(args: Mapping[str, Any]) -> dict[str, Any]:
         "crNamespacedRbacEnable": True,
         "leaderElectionEnabled": args.get("leader_election", True),
         "image": {
-            "repository": image.get("repository") or "quay.io/kuberay/operator",
+            "repository": image.get("repository") or mirrored_image(KUBERAY_OPERATOR_IMAGE, args.get("image_registry")),
             "tag": image.get("tag") or f"v{version}",
         },
     }
@@ -112,8 +117,10 @@ class KubeRayOperator(pulumi.ComponentResource):
         problem = resources_problem(args.get("resources") or {})
         if problem:
             raise ComponentArgsError(label, f"resources{'.' + problem[0] if problem[0] else ''}", problem[1])
-        super().__init__("raykube:index:KubeRayOperator", name, None, opts)
         version = args.get("version") or KUBERAY_VERSION
+        check_chart_source(label, args.get("source"), KUBERAY_OPERATOR_CHART, version)
+        check_image_registry(label, args.get("image_registry"))
+        super().__init__("raykube:index:KubeRayOperator", name, None, opts)
         self.chart = pinned_chart(
             f"{name}-chart",
             chart=KUBERAY_OPERATOR_CHART,
@@ -123,6 +130,7 @@ class KubeRayOperator(pulumi.ComponentResource):
             release="kuberay-operator",
             skip_crds=True,  # KubeRayCrds owns them, once per cluster
             values=operator_values(args),
+            source=args.get("source"),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.namespace = pulumi.Output.from_input(args["namespace"])

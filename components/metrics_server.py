@@ -5,8 +5,9 @@ from typing import Any, Mapping, Optional, TypedDict
 import pulumi
 
 from components.merge import deep_merge
-from components.pinned_chart import pinned_chart
-from components.versions import METRICS_SERVER_CHART, METRICS_SERVER_CHART_VERSION, METRICS_SERVER_HELM_REPOSITORY
+from components.pinned_chart import check_chart_source, check_image_registry, pinned_chart
+from components.sources import ChartSourceArgs, mirrored_image
+from components.versions import METRICS_SERVER_CHART, METRICS_SERVER_CHART_VERSION, METRICS_SERVER_HELM_REPOSITORY, METRICS_SERVER_IMAGE
 from components.args import ComponentArgsError, check_args, component_label
 
 
@@ -23,6 +24,10 @@ class MetricsServerArgs(TypedDict, total=False):
     """(default kube-system)."""
     version: str
     """chart version (default components.versions.METRICS_SERVER_CHART_VERSION)."""
+    source: ChartSourceArgs
+    """where the chart comes from: a folder, .tgz, oci:// reference or mirror repository (default the upstream repository)."""
+    image_registry: str
+    """registry prefix the metrics-server image is pulled from, e.g. registry.example.com/mirror (default unset: upstream registries)."""
     values: Mapping[str, Any]
     """any other chart value, merged last (default {})."""
 
@@ -60,16 +65,23 @@ class MetricsServer(pulumi.ComponentResource):
         check_args(label, MetricsServerArgs, args)
         args = args or {}
         flags = metrics_server_args(args, label)  # before anything is registered
+        version = args.get("version") or METRICS_SERVER_CHART_VERSION
+        check_chart_source(label, args.get("source"), METRICS_SERVER_CHART, version)
+        check_image_registry(label, args.get("image_registry"))
+        values: dict[str, Any] = {"defaultArgs": flags}
+        if args.get("image_registry"):
+            values["image"] = {"repository": mirrored_image(METRICS_SERVER_IMAGE, args["image_registry"])}
         super().__init__("raykube:index:MetricsServer", name, None, opts)
         namespace = args.get("namespace") or "kube-system"
         self.chart = pinned_chart(
             f"{name}-chart",
             chart=METRICS_SERVER_CHART,
-            version=args.get("version") or METRICS_SERVER_CHART_VERSION,
+            version=version,
             repository=METRICS_SERVER_HELM_REPOSITORY,
             namespace=namespace,
             release="metrics-server",
-            values=deep_merge({"defaultArgs": flags}, args.get("values") or {}),
+            values=deep_merge(values, args.get("values") or {}),
+            source=args.get("source"),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.namespace = pulumi.Output.from_input(namespace)

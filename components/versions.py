@@ -27,17 +27,25 @@ KUBERAY_CRD_URL = (
     "/ray-operator/config/crd/bases/ray.io_{plural}.yaml"
 )
 KUBERAY_CRD_PLURALS = ("rayclusters", "rayjobs", "rayservices")
+# The operator image the chart runs (chart 1.7.0's values.yaml).
+KUBERAY_OPERATOR_IMAGE = "quay.io/kuberay/operator"
 
 # Flannel v0.28.9: latest release; its chart takes podCidr and the backend.
 FLANNEL_VERSION = "v0.28.9"
 FLANNEL_HELM_REPOSITORY = "https://flannel-io.github.io/flannel/"
 FLANNEL_CHART = "flannel"
+# The chart's image repositories (v0.28.9 values.yaml): flannel, its CNI
+# plugin, and the kube-network-policies sidecar it runs with netpol.enabled.
+FLANNEL_IMAGE = "ghcr.io/flannel-io/flannel"
+FLANNEL_CNI_IMAGE = "ghcr.io/flannel-io/flannel-cni-plugin"
+FLANNEL_NETPOL_IMAGE = "registry.k8s.io/networking/kube-network-policies"
 
 # metrics-server chart 3.13.1 (app 0.8.1): latest chart release; v0.9.0 of the
 # app is not yet shipped by a chart release.
 METRICS_SERVER_CHART_VERSION = "3.13.1"
 METRICS_SERVER_HELM_REPOSITORY = "https://kubernetes-sigs.github.io/metrics-server/"
 METRICS_SERVER_CHART = "metrics-server"
+METRICS_SERVER_IMAGE = "registry.k8s.io/metrics-server/metrics-server"
 
 # kube-network-policies v1.1.1 (kubernetes-sigs): the reference NetworkPolicy
 # implementation, a DaemonSet beside any CNI, for the local target whose

@@ -93,7 +93,7 @@ def credentials_renewer(settings: Settings, renewer_namespace: str, role_arn: An
             "region": access.effective_region,
             "ray_namespaces": settings.namespaces,
             # The stack's pinned Ray image: already pulled on the nodes, and it has python3.
-            "image": settings.ray_clusters[0].pinned_image,
+            "image": settings.ray_image(settings.ray_clusters[0]),
             "secret_name": access.secret_name,
             "mount_path": access.mount_path,
             "session_name": f"{session_name(pulumi.get_stack())}-renewer",

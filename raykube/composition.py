@@ -27,6 +27,7 @@ from raykube.network_access import network_policies
 from raykube.observability import HeadObservability, head_observability, observability
 from raykube.settings import RayClusterSettings, Settings
 from raykube.settings.namespaces import namespace_dependency
+from raykube.settings.sources import chart_sources, project_path
 from raykube.settings.names import cluster_resource_name, job_resource_name, pool_resource_name
 
 # Ray pods meet "restricted" (non-root, no privilege escalation, no added
@@ -74,8 +75,8 @@ def _pool_group_args(group: Any) -> dict[str, Any]:
     return group.model_dump(exclude=POOL_GROUP_CONSUMED)
 
 
-def _worker_group_args(cluster: RayClusterSettings, group: Any) -> dict[str, Any]:
-    return {**_group_args(group), "image": cluster.image_for(group)}
+def _worker_group_args(settings: Settings, cluster: RayClusterSettings, group: Any) -> dict[str, Any]:
+    return {**_group_args(group), "image": settings.ray_image(cluster, group)}
 
 
 def _head_args(group: Any, head: HeadObservability) -> dict[str, Any]:
@@ -86,15 +87,15 @@ def _head_args(group: Any, head: HeadObservability) -> dict[str, Any]:
     return args
 
 
-def _cluster_args(cluster: RayClusterSettings, injection: dict[str, Any], service_account: str | None,
+def _cluster_args(settings: Settings, cluster: RayClusterSettings, injection: dict[str, Any], service_account: str | None,
                   head: HeadObservability) -> dict[str, Any]:
     return {
         "namespace": cluster.namespace,
         "cluster_name": cluster.name,
         "ray_version": cluster.effective_ray_version,
-        "image": cluster.pinned_image,
+        "image": settings.ray_image(cluster),
         "head": _head_args(cluster.head, head),
-        "worker_groups": [_worker_group_args(cluster, group) for group in cluster.worker_groups if group.autoscaling != "hpa"],
+        "worker_groups": [_worker_group_args(settings, cluster, group) for group in cluster.worker_groups if group.autoscaling != "hpa"],
         "autoscaler": cluster.autoscaler.model_dump(),
         "injection": injection,
         "service_account_name": service_account,
@@ -151,6 +152,7 @@ def _metrics_server(settings: Settings, opts: pulumi.ResourceOptions) -> Metrics
             "resolution_seconds": metrics.resolution_seconds,
             "kubelet_request_timeout_seconds": metrics.effective_kubelet_request_timeout_seconds,
             "kubelet_insecure_tls": settings.kubelet_insecure_tls,
+            **chart_sources(settings, "metrics_server"),
         },
         opts=opts,
     )
@@ -171,7 +173,13 @@ def _operators(settings: Settings, namespaces: dict[str, Any], waits_for: list[p
     """The CRDs once (unless another stack on this Kubernetes cluster installed
     them), then one namespace-scoped operator per Ray namespace."""
     operator = settings.operator
-    crds = [KubeRayCrds("kuberay", {"version": operator.version}, opts=opts)] if operator.install_crds else []
+    crd_source = settings.sources.crds.model_dump(exclude_defaults=True) if settings.sources.crds else {}
+    if crd_source.get("path"):
+        crd_source["path"] = project_path(crd_source["path"])
+    crds = [KubeRayCrds("kuberay", {"version": operator.version, **crd_source}, opts=opts)] if operator.install_crds else []
+    image = operator.image.model_dump()
+    if settings.sources.image_registry and "repository" not in operator.image.model_fields_set:
+        del image["repository"]  # the operator's default image, from the registry prefix (one set in the stack wins)
     return {
         namespace: KubeRayOperator(
             f"kuberay-operator-{namespace}",
@@ -179,13 +187,14 @@ def _operators(settings: Settings, namespaces: dict[str, Any], waits_for: list[p
                 "namespace": namespace,
                 "watch_namespaces": [namespace],
                 "version": operator.version,
-                "image": operator.image.model_dump(),
+                "image": image,
                 "resources": operator.resources,
                 "leader_election": operator.leader_election,
                 "node_selector": operator.node_selector,
                 "tolerations": operator.tolerations,
                 "feature_gates": _feature_gates(settings, namespace),
                 "values": operator.values,
+                **chart_sources(settings, "kuberay_operator"),
             },
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*crds, *namespace_dependency(namespaces, namespace), *waits_for])),
         )
@@ -206,7 +215,7 @@ def _worker_pools(settings: Settings, cluster: RayClusterSettings, ray_aws: RayA
                 "cluster_name": cluster.name,
                 "group": _pool_group_args(group),
                 # The head's image and Ray version: pool pods roll with the head.
-                "image": cluster.image_for(group),
+                "image": settings.ray_image(cluster, group),
                 "ray_version": cluster.effective_ray_version,
                 "auth_mode": cluster.auth.mode,
                 "gcs_fault_tolerance": cluster.gcs_fault_tolerance is not None,
@@ -252,9 +261,9 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
         else:
             args.update(
                 ray_version=defaults.effective_ray_version,
-                image=defaults.pinned_image,
+                image=settings.ray_image(defaults),
                 head=_head_args(job.head, head),
-                worker_groups=[_worker_group_args(defaults, group) for group in job.worker_groups],
+                worker_groups=[_worker_group_args(settings, defaults, group) for group in job.worker_groups],
                 autoscaler=job.autoscaler.model_dump(),
                 injection=ray_aws.injection,
                 service_account_name=ray_aws.service_account,
@@ -281,7 +290,9 @@ def build(settings: Settings) -> StackResult:
     if profile.flannel:
         # podCidr is the same setting as kubeadm's podSubnet: one value, never two.
         network = settings.effective_network
-        add_ons.append(Flannel("flannel", {"pod_cidr": network.pod_cidr, "backend": network.flannel_backend}, opts=component_opts))
+        add_ons.append(Flannel(
+            "flannel", {"pod_cidr": network.pod_cidr, "backend": network.flannel_backend, **chart_sources(settings, "flannel")}, opts=component_opts,
+        ))
     metrics_server = _metrics_server(settings, component_opts) if profile.metrics_server else None
 
     # Only the namespaces raykube creates: an adopted one is the user's, and never
@@ -306,7 +317,7 @@ def build(settings: Settings) -> StackResult:
     for cluster in settings.ray_clusters:
         ray_cluster = RayCluster(
             cluster_resource_name(cluster.namespace, cluster.name),
-            _cluster_args(cluster, ray_aws.injection, ray_aws.service_account, head),
+            _cluster_args(settings, cluster, ray_aws.injection, ray_aws.service_account, head),
             opts=pulumi.ResourceOptions.merge(
                 component_opts, pulumi.ResourceOptions(depends_on=[operators[cluster.namespace], *ray_aws.depends_on])
             ),

@@ -30,6 +30,21 @@ NOBODY_MAY_SCRAPE = (
 )
 
 
+def kube_network_policies_args(settings: Settings) -> dict[str, Any]:
+    """sources.manifests.kubeNetworkPolicies and sources.imageRegistry, as KubeNetworkPolicies takes them (only those set)."""
+    from raykube.settings.sources import project_path
+
+    args: dict[str, Any] = {}
+    manifest = settings.sources.manifests.kube_network_policies
+    if manifest is not None:
+        args = manifest.model_dump(exclude_defaults=True)
+        if args.get("path"):
+            args["path"] = project_path(args["path"])
+    if settings.sources.image_registry:
+        args["image_registry"] = settings.sources.image_registry
+    return args
+
+
 def kubernetes_service_ip(service_cidr: str) -> str:
     """The `kubernetes` Service's ClusterIP: the first address of the Service network."""
     return str(next(ipaddress.ip_network(service_cidr).hosts()))
@@ -129,7 +144,7 @@ def network_policies(settings: Settings, namespaces: dict[str, Any], opts: pulum
     created: list[pulumi.Resource] = []
     if settings.profile.flannel:
         if policies.enforcer == "kube-network-policies":
-            created.append(KubeNetworkPolicies("kube-network-policies", {}, opts=opts))
+            created.append(KubeNetworkPolicies("kube-network-policies", kube_network_policies_args(settings), opts=opts))
         else:
             pulumi.log.warn(FLANNEL_ENFORCES_NOTHING)
     if settings.observability.mode == "podMonitors" and not policies.metrics_from:

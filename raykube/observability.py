@@ -13,6 +13,7 @@ from components.ray_monitors import RayMonitors
 from raykube.operator_dashboard import operator_dashboard
 from raykube.ray_dashboards import ray_dashboards
 from raykube.settings import Settings
+from raykube.settings.sources import chart_sources
 from raykube.settings.namespaces import namespace_dependency
 from raykube.settings.observability import KUBE_PROMETHEUS_STACK_RELEASE
 
@@ -74,6 +75,7 @@ def observability(settings: Settings, namespaces: dict[str, Any], opts: pulumi.R
                 "release": KUBE_PROMETHEUS_STACK_RELEASE,
                 "scrape_interval_seconds": observability.scrape_interval_seconds,
                 "values": observability.kube_prometheus_stack.values,
+                **chart_sources(settings, "kube_prometheus_stack"),
             },
             opts=opts,
         )

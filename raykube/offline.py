@@ -191,8 +191,10 @@ def run_offline(
     stack: str,
     project: str = "raykube",
     monitor: Optional[RecordingMonitor] = None,
+    secret_keys: Optional[list[str]] = None,
 ) -> OfflineRun:
-    """Run `program` (returns (outputs, files)) under mocks with `config`."""
+    """Run `program` (returns (outputs, files)) under mocks with `config`; `secret_keys`: the config keys
+    `pulumi up` would hand over as decrypted secrets (default none)."""
     monitor = monitor or RecordingMonitor(OfflineMocks())
     mocks = monitor.mocks
     warnings: list[str] = []
@@ -200,7 +202,7 @@ def run_offline(
     logger.propagate = False
     logger.handlers = [_Collect(warnings)]
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger)
-    pulumi.runtime.set_all_config(dict(config))
+    pulumi.runtime.set_all_config(dict(config), list(secret_keys or []))
     captured: dict[str, Any] = {}
 
     @pulumi.runtime.test

@@ -54,6 +54,12 @@ def rules() -> dict[str, str]:
     labels = "label keys and values"
     tolerations = "tolerations as core/v1 takes them"
     env = "environment variable names"
+    from components.kuberay_crds import crd_file_names
+
+    chart_source = "at most one of `path`, `tgz`, `oci`, `repository`; credentials, certificates and `allowHttp` with `oci` or `repository` only"
+    local_chart = "a folder (relative to the project) whose Chart.yaml names the chart and the version raykube installs"
+    packaged_chart = "a file (relative to the project) holding <chart>/Chart.yaml of the chart and the version raykube installs"
+    mirror_url = "an https:// URL (http:// with `allowHttp`), no credentials, query or fragment"
     return {
         "operator.resources": quantities.replace("; a GPU group needs an `nvidia.com/gpu` limit", ""),
         "operator.nodeSelector": labels,
@@ -149,6 +155,26 @@ def rules() -> dict[str, str]:
         "rayJobs[].workerGroups": "`ray` or `fixed` groups (no `hpa`)",
         "rayJobs[].submissionMode": "SidecarMode only on the job's own cluster",
         "rayJobs[].ttlSecondsAfterFinished": "only with `shutdownAfterJobFinishes` true",
+        "sources.imageRegistry": "host[:port][/path], the host a name with `.` or `:port` (or localhost); no scheme",
+        "sources.charts.kuberayOperator": chart_source,
+        "sources.charts.metricsServer": chart_source + "; local and eks targets only",
+        "sources.charts.flannel": chart_source + "; local target only",
+        "sources.charts.kubePrometheusStack": chart_source + "; `observability.mode: install` only",
+        "sources.charts.kuberayOperator.path": local_chart,
+        "sources.charts.kuberayOperator.tgz": packaged_chart,
+        "sources.charts.kuberayOperator.oci": "oci://host[:port]/path/<chart name>, no tag or digest",
+        "sources.charts.kuberayOperator.repository": mirror_url,
+        "sources.charts.kuberayOperator.caFile": "a file",
+        "sources.charts.kuberayOperator.certFile": "a file; with `keyFile`",
+        "sources.charts.kuberayOperator.keyFile": "a file; with `certFile`",
+        "sources.charts.kuberayOperator.username": "with `password`; oci or repository only",
+        "sources.charts.kuberayOperator.password": "a `secure:` value (refused as plaintext); with `username`",
+        "sources.crds": "one of `path`, `baseUrl`; not with `operator.installCrds: false`",
+        "sources.crds.path": "a folder holding " + ", ".join(crd_file_names()),
+        "sources.crds.baseUrl": mirror_url,
+        "sources.manifests.kubeNetworkPolicies": "one of `path`, `url`; `networkPolicies.enforcer: kube-network-policies` only",
+        "sources.manifests.kubeNetworkPolicies.path": "a file",
+        "sources.manifests.kubeNetworkPolicies.url": mirror_url,
     }
 
 
@@ -210,6 +236,10 @@ def _type(annotation: Any) -> str:
     model, _ = _model(annotation)
     if model is not None:
         return "mapping"
+    from raykube.settings.sources import SecretText
+
+    if annotation is SecretText:
+        return "secret string"
     return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 

@@ -71,7 +71,7 @@ def _content(resource) -> dict[str, Any]:
 
     inputs = dict(resource.inputs)
     if resource.type.startswith("kubernetes:helm"):
-        return {
+        content = {
             "chart": inputs.get("chart"),
             "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
             "version": inputs.get("version"),
@@ -80,6 +80,13 @@ def _content(resource) -> dict[str, Any]:
             "skipCrds": inputs.get("skipCrds", False),
             "values": inputs.get("values") or {},
         }
+        # A mirror's CA, client certificate and credentials (sources.charts): only when set; secrets as "[secret]".
+        access = {key: value for key, value in (inputs.get("repositoryOpts") or {}).items() if key != "repo"}
+        if access:
+            content["repositoryAccess"] = access
+        if inputs.get("plainHttp"):
+            content["plainHttp"] = True
+        return content
     if resource.type.startswith("pulumi-python:dynamic"):
         inputs.pop("__provider", None)  # the pickled provider code, not a setting
     if inputs.get("kind") == "Secret":

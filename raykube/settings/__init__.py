@@ -26,6 +26,7 @@ from raykube.settings.ray_cluster import (
 )
 from raykube.settings.ray_jobs import RayJobSettings
 from raykube.settings.ray_groups import ContainerResources, HeadGroup, HpaSettings, RayGroup, ScaleUpPolicy, WorkerGroup
+from raykube.settings.sources import ChartSource, CrdSource, ManifestSource, SecretText, SourcesSettings
 from raykube.settings.stack import KUBERNETES_MINOR_RANGE, Settings
 
 __all__ = [
@@ -34,6 +35,6 @@ __all__ = [
     "INT32_MAX", "KUBERNETES_MINOR_RANGE", "PROJECT", "RAY_CLUSTER_NAME_MAX", "AutoscalerOptions", "AutoscalingSettings",
     "AwsAccessSettings", "ContainerResources", "DashboardIngress", "HeadGroup", "HpaSettings", "KubeadmSettings",
     "MetricsSettings", "NetworkPeer", "NetworkPolicySettings", "NetworkSettings", "OperatorImage", "OperatorSettings", "RayClusterSettings", "RayGroup",
-    "ScaleUpPolicy", "Settings", "SettingsError", "WorkerGroup", "config_values", "installed_ray_version",
+    "ScaleUpPolicy", "Settings", "ChartSource", "CrdSource", "ManifestSource", "SecretText", "SourcesSettings", "SettingsError", "WorkerGroup", "config_values", "installed_ray_version",
     "load_settings", "parse_settings", "stack_file",
 ]

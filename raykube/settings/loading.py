@@ -115,9 +115,7 @@ def load_settings(source: Optional[str] = None) -> Settings:
     needs them all, so this reads the same config map Pulumi fills (the
     language host's set_all_config, or PULUMI_CONFIG).
     """
-    from pulumi.runtime.config import CONFIG, get_config_env
-
-    from pulumi.runtime.config import get_config_secret_keys_env, is_config_secret
+    from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
     merged = {**get_config_env(), **CONFIG.get()}
     strays = [(key, why) for key in sorted(merged) if (why := unknown_namespace(key))]

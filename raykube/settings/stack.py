@@ -5,6 +5,11 @@ import re
 from typing import Any, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from components.kuberay_crds import crd_folder_problem
+from components.sources import chart_source_problem, file_problem, image_registry_problem, mirrored_image, url_problem
+from components.versions import FLANNEL_VERSION, KUBE_PROMETHEUS_STACK_VERSION, METRICS_SERVER_CHART_VERSION
 
 from components.kuberay_operator import EMBEDDED_GCS_STORAGE_GATE
 from raykube.settings.aws import AwsAccessSettings
@@ -17,7 +22,12 @@ from raykube.settings.observability import ObservabilitySettings
 from raykube.settings.operator import OperatorSettings, ray_version_problem
 from raykube.settings.ray_cluster import RayClusterSettings, version_tuple
 from raykube.settings.ray_jobs import RayJobSettings
+from raykube.settings.sources import SourcesSettings, project_path
 from raykube.targets import TARGETS, TargetName
+
+def _snake(key: str) -> str:
+    return re.sub(r"([A-Z])", lambda match: "_" + match.group(1).lower(), key)
+
 
 # The Kubernetes minor versions raykube renders for: the range the official
 # schemas in kubernetes-validate cover, so every object is checked for it.
@@ -53,6 +63,19 @@ class Settings(Model):
     observability: ObservabilitySettings = Field(
         default_factory=ObservabilitySettings, description="Prometheus scraping, Grafana dashboards, the Ray dashboard's graphs (off by default)"
     )
+    sources: SourcesSettings = Field(
+        default_factory=SourcesSettings,
+        description="air-gapped clusters: charts, KubeRay CRDs, manifests and images from local files or mirrors (docs/air-gapped.md); default upstream",
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _image_registry(cls, sources: SourcesSettings) -> SourcesSettings:
+        if sources.image_registry is not None:
+            problem = image_registry_problem(sources.image_registry)
+            if problem:
+                raise ValueError(f"__imageRegistry__ {problem}")
+        return sources
 
     @field_validator("kubernetes_version", mode="before")
     @classmethod
@@ -263,6 +286,63 @@ class Settings(Model):
             # One message per cluster key; pydantic reports the first, naming it.
             raise ValueError(problems[0].replace("__", "__rayClusters.", 1))
         return self
+
+    @model_validator(mode="after")
+    def _sources_can_be_fetched(self, info: ValidationInfo) -> "Settings":
+        """Each source holds what raykube installs, for a part this stack installs; passwords are secrets."""
+        sources = self.sources
+        secret_keys = (info.context or {}).get("secret_keys", ()) if info else ()
+        profile = self.profile
+        charts = {
+            "kuberayOperator": ("kuberay-operator", self.operator.version, None),
+            "metricsServer": ("metrics-server", METRICS_SERVER_CHART_VERSION, None if profile.metrics_server else f"{profile.title} runs its own metrics-server"),
+            "flannel": ("flannel", FLANNEL_VERSION, None if profile.flannel else f"{profile.title} has its own pod network (no Flannel)"),
+            "kubePrometheusStack": (
+                "kube-prometheus-stack", KUBE_PROMETHEUS_STACK_VERSION,
+                None if self.observability.mode == "install" else "only observability.mode install installs kube-prometheus-stack",
+            ),
+        }
+        for key, (chart, version, unused) in charts.items():
+            source = getattr(sources.charts, _snake(key))
+            if source is None:
+                continue
+            where = f"sources.charts.{key}"
+            if unused:
+                raise ValueError(f"__{where}__ {unused}: remove this source")
+            if source.password is not None and not (source.password.written_secure or "sources" in secret_keys):
+                raise ValueError(
+                    f"__{where}.password__ is plaintext in the stack file: set it as a secret "
+                    f"(pulumi config set --secret --path 'sources.charts.{key}.password' ...), it is then written as `secure:`"
+                )
+            problem = chart_source_problem(source.component_args(), chart, version)
+            if problem:
+                raise ValueError(f"__{where}.{to_camel(problem[0])}__ {problem[1]}")
+        crds = sources.crds
+        if crds is not None:
+            if not self.operator.install_crds:
+                raise ValueError("__sources.crds__ operator.installCrds is false: this stack installs no CRDs, remove this source")
+            if (crds.path is None) == (crds.base_url is None):
+                raise ValueError("__sources.crds__ set one of path (a local folder) or baseUrl (a mirror)")
+            problem = crd_folder_problem(project_path(crds.path)) if crds.path is not None else url_problem(crds.base_url, crds.allow_http, "a folder of CRD files")
+            if problem:
+                raise ValueError(f"__sources.crds.{'path' if crds.path is not None else 'baseUrl'}__ {problem}")
+        manifest = sources.manifests.kube_network_policies
+        if manifest is not None:
+            where = "sources.manifests.kubeNetworkPolicies"
+            if self.network_policies.enforcer != "kube-network-policies":
+                raise ValueError(f"__{where}__ only networkPolicies.enforcer kube-network-policies applies this manifest: remove this source")
+            if (manifest.path is None) == (manifest.url is None):
+                raise ValueError(f"__{where}__ set one of path (a local file) or url (a mirror)")
+            problem = file_problem(project_path(manifest.path)) if manifest.path is not None else url_problem(manifest.url, manifest.allow_http, "install.yaml")
+            if problem:
+                raise ValueError(f"__{where}.{'path' if manifest.path is not None else 'url'}__ {problem}")
+        return self
+
+    def ray_image(self, cluster: RayClusterSettings, group: Any = None) -> str:
+        """A Ray image as pods pull it: from sources.imageRegistry, unless the stack names the image itself."""
+        image = cluster.image_for(group) if group is not None else cluster.pinned_image
+        own = cluster.image is not None or (group is not None and group.image is not None)
+        return image if own else mirrored_image(image, self.sources.image_registry)
 
     # Effective values: the target profile fills what the stack left out.
     @property
