@@ -7,7 +7,9 @@ import pulumi
 from components.merge import deep_merge
 from components.pinned_chart import check_chart_source, check_image_registry, pinned_chart
 from components.sources import ChartSourceArgs, mirrored_image
-from components.versions import METRICS_SERVER_CHART, METRICS_SERVER_CHART_VERSION, METRICS_SERVER_HELM_REPOSITORY, METRICS_SERVER_IMAGE
+from components.versions import (
+    METRICS_SERVER_ADDON_RESIZER_IMAGE, METRICS_SERVER_CHART, METRICS_SERVER_CHART_VERSION, METRICS_SERVER_HELM_REPOSITORY, METRICS_SERVER_IMAGE,
+)
 from components.args import ComponentArgsError, check_args, component_label
 
 
@@ -71,6 +73,7 @@ class MetricsServer(pulumi.ComponentResource):
         values: dict[str, Any] = {"defaultArgs": flags}
         if args.get("image_registry"):
             values["image"] = {"repository": mirrored_image(METRICS_SERVER_IMAGE, args["image_registry"])}
+            values["addonResizer"] = {"image": {"repository": mirrored_image(METRICS_SERVER_ADDON_RESIZER_IMAGE, args["image_registry"])}}
         super().__init__("raykube:index:MetricsServer", name, None, opts)
         namespace = args.get("namespace") or "kube-system"
         self.chart = pinned_chart(

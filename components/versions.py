@@ -46,6 +46,8 @@ METRICS_SERVER_CHART_VERSION = "3.13.1"
 METRICS_SERVER_HELM_REPOSITORY = "https://kubernetes-sigs.github.io/metrics-server/"
 METRICS_SERVER_CHART = "metrics-server"
 METRICS_SERVER_IMAGE = "registry.k8s.io/metrics-server/metrics-server"
+# The chart's optional addon-resizer sidecar (addonResizer.enabled).
+METRICS_SERVER_ADDON_RESIZER_IMAGE = "registry.k8s.io/autoscaling/addon-resizer"
 
 # kube-network-policies v1.1.1 (kubernetes-sigs): the reference NetworkPolicy
 # implementation, a DaemonSet beside any CNI, for the local target whose

@@ -141,6 +141,7 @@ def test_every_image_has_the_registry_prefix(air_gapped_run):
     values = {chart.inputs["release"] if "release" in chart.inputs else chart.inputs["name"]: chart.inputs["values"] for chart in air_gapped_run.of_type(CHART)}
     assert values["kuberay-operator"]["image"]["repository"] == f"{REGISTRY}/kuberay/operator"
     assert values["metrics-server"]["image"]["repository"] == f"{REGISTRY}/metrics-server/metrics-server"
+    assert values["metrics-server"]["addonResizer"]["image"]["repository"] == f"{REGISTRY}/autoscaling/addon-resizer"
     flannel = values["flannel"]
     assert flannel["flannel"]["image"]["repository"] == f"{REGISTRY}/flannel-io/flannel"
     assert flannel["flannel"]["flannel_cni"]["image"]["repository"] == f"{REGISTRY}/flannel-io/flannel-cni-plugin"
