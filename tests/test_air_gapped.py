@@ -350,3 +350,24 @@ def test_the_components_check_their_sources_before_anything_is_registered(tmp_pa
     assert crd_sources({"base_url": "https://m.example.com/crds/"}) == [f"https://m.example.com/crds/{name}" for name in CRD_FILES]
     with pytest.raises(ComponentArgsError, match=r"url: .* plain http"):
         manifest_source({"url": "http://m.example.com/install.yaml"})
+
+
+def test_the_render_of_the_air_gapped_stack_file(upstream_charts, install_yaml, tmp_path, capsys):
+    """The variant as a stack file a user would write, through `raykube render`: local charts without a repository,
+    the local CRD files, every image from the mirror, and every object still passing Kubernetes' schema."""
+    from raykube.cli.render import render
+    from raykube.stack_file import read_stack_file
+
+    stack = tmp_path / "Pulumi.airgap.yaml"
+    stack.write_text(yaml.safe_dump({"config": air_gapped(upstream_charts, install_yaml)}))
+    assert render(read_stack_file(None, stack), tmp_path / "out") == 0, capsys.readouterr().err
+    out = tmp_path / "out"
+    charts = [yaml.safe_load(path.read_text()) for path in sorted((out / "helm").glob("*.yaml"))]
+    assert sorted(chart["chart"] for chart in charts) == sorted(str(upstream_charts[key]) for key in ("flannel", "kuberayOperator", "metricsServer"))
+    assert all(chart["repository"] is None and "repositoryAccess" not in chart for chart in charts)
+    crds = yaml.safe_load((out / "manifests" / "kuberay-crds.yaml").read_text())
+    assert crds["files"] == [str(upstream_charts["crds"] / name) for name in CRD_FILES]
+    images = [image for path in (out / "kubernetes").rglob("*.yaml") for image in pod_images(yaml.safe_load(path.read_text()))]
+    assert images and all(image.startswith(f"{REGISTRY}/") for image in images)
+    text = "".join(path.read_text() for path in out.rglob("*.yaml"))
+    assert "raw.githubusercontent.com" not in text and "github.io" not in text
