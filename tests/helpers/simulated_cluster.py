@@ -89,13 +89,14 @@ class SimulatedCluster:
         plane.scheduler()
         plane.kwok()
         for node in NODES:
-            self._add_node(node)
+            self.add_node(node)
         plane.metrics_server(metrics_server_flags)
         self.operators: dict[str, list[str]] = {}
         self.operator_pids: dict[str, int] = {}
         self.operator_metrics: dict[str, str] = {}
 
-    def _add_node(self, node: NodeShape) -> None:
+    def add_node(self, node: NodeShape) -> None:
+        """A kwok Node of this shape (labels, taints, GPUs), Ready when this returns."""
         self.plane.node(node.name, node.cpu, node.memory, "250")
         self.core.patch_node(node.name, {"metadata": {"labels": dict(node.labels)}, "spec": {"taints": [dict(taint) for taint in node.taints]}})
         if node.gpus:
