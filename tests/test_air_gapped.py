@@ -319,7 +319,7 @@ def test_wrong_sources_are_one_line_naming_the_key(what, settings, key):
         parse_settings(settings(), SOURCE)
     assert caught.value.keys == [f"raykube:{key}"], str(caught.value)
     message = str(caught.value)
-    assert message.startswith(f"invalid settings in {SOURCE}:") and len(message.splitlines()) == 2
+    assert message.startswith(f"invalid settings in {SOURCE}:") and len(message.splitlines()) == 1
 
 
 def test_right_sources_are_accepted():

@@ -179,7 +179,7 @@ def test_invalid_setting_names_its_key_and_the_stack_file(config, key, monkeypat
         parse_settings(config, SOURCE)
     assert key in caught.value.keys, f"expected {key}, got {caught.value.problems}"
     assert SOURCE in str(caught.value)
-    assert f"  {key}: " in str(caught.value)
+    assert f" {key}: " in str(caught.value)
 
 
 def test_corpus_is_large_enough():

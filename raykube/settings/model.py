@@ -21,6 +21,10 @@ class SettingsError(pulumi.RunError):
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = problems
+        if len(problems) == 1:  # one mistake, one line
+            (key, message), = problems
+            super().__init__(f"invalid settings in {source}: {key}: {message}")
+            return
         lines = [f"invalid settings in {source}:"]
         lines += [f"  {key}: {message}" for key, message in problems]
         super().__init__("\n".join(lines))
