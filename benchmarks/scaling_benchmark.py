@@ -30,12 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers.envtest import ControlPlane, install_crds, wait_for  # noqa: E402
+from tests.helpers.envtest import ControlPlane, install_stack_crds, wait_for  # noqa: E402
 from tests.helpers.hpa_load import IDLE, LOAD, Load, hpa_steps, local_timings, scale_bounds  # noqa: E402
 from tests.helpers.program import relocated, run_program, stack_file_config  # noqa: E402
 from tests.helpers.pulumi_up import pulumi_destroy, pulumi_up  # noqa: E402
 from tests.helpers.simulated_cluster import SimulatedCluster, controller_manager_flags, metrics_server_flags  # noqa: E402
-from tests.helpers.upstream import KUBERAY_CRDS, upstream_path  # noqa: E402
 
 SEED_CLAIM = "1 -> 3 under load; back to 1 \"after a few seconds\" (15 s downscale stabilization)"
 
@@ -98,7 +97,7 @@ def main() -> None:
                   f"{timings['stabilization']} s window) ...", flush=True)
             plane = ControlPlane(Path(directory))
             try:
-                install_crds(plane.dynamic(), [upstream_path(path) for path in KUBERAY_CRDS])
+                install_stack_crds(plane.dynamic())
                 sim = SimulatedCluster(plane, controller_manager_flags(run.outputs["kubeadmConfig"]), metrics_server_flags(chart.inputs["values"]))
                 try:
                     figures = []

@@ -61,17 +61,14 @@ def moto_server():
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory):
-    """One real kube-apiserver + etcd for the session, with the KubeRay v1.7.0 CRDs and the
-    Prometheus operator's (PodMonitor, ServiceMonitor, PrometheusRule) from ../shared/upstream
-    installed by server-side apply; stopped also when tests fail."""
-    from tests.helpers.envtest import ControlPlane, install_crds, server_side_apply
-    from tests.helpers.upstream import KUBERAY_CRDS, PROMETHEUS_OPERATOR_CRDS, upstream_path
+    """One real kube-apiserver + etcd for the session (the project's build), with the KubeRay v1.7.0
+    CRDs and the Prometheus operator's (PodMonitor, ServiceMonitor, PrometheusRule) from
+    ../shared/upstream installed by server-side apply; stopped also when tests fail."""
+    from tests.helpers.envtest import ControlPlane, install_stack_crds
 
     plane = ControlPlane(tmp_path_factory.mktemp("envtest"))
     try:
-        install_crds(plane.dynamic(), [upstream_path(path) for path in (*KUBERAY_CRDS, *PROMETHEUS_OPERATOR_CRDS)])
-        # The namespace of the Prometheus operator that observability.mode podMonitors expects to find.
-        server_side_apply(plane.dynamic(), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}, "tests")
+        install_stack_crds(plane.dynamic())
         yield plane
     finally:
         plane.stop()

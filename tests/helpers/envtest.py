@@ -107,3 +107,13 @@ def install_crds(client, paths: Iterable[Path]) -> None:
         return True
 
     wait_for(established, 60, "the KubeRay CRDs to be Established")
+
+
+def install_stack_crds(client) -> None:
+    """What a stack's objects need on a fresh API server: the KubeRay CRDs the program installs and
+    the Prometheus operator's (PodMonitor, ServiceMonitor, PrometheusRule), from ../shared/upstream,
+    and the namespace of the Prometheus operator that observability.mode podMonitors expects."""
+    from tests.helpers.upstream import KUBERAY_CRDS, PROMETHEUS_OPERATOR_CRDS, upstream_path
+
+    install_crds(client, [upstream_path(path) for path in (*KUBERAY_CRDS, *PROMETHEUS_OPERATOR_CRDS)])
+    server_side_apply(client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}, "tests")
