@@ -1,14 +1,13 @@
 """KubeNetworkPolicies: kubernetes-sigs' NetworkPolicy enforcer, for clusters whose CNI has none (Flannel)."""
 
-import os
 from typing import Optional, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.args import ComponentArgsError, check_args, component_label
+from components.args import check_args, component_label
 from components.pinned_chart import check_image_registry
-from components.sources import file_problem, mirror_images_transform, url_problem
+from components.sources import file_problem, local_or_mirror, mirror_images_transform
 from components.versions import KUBE_NETWORK_POLICIES_URL, KUBE_NETWORK_POLICIES_VERSION
 
 
@@ -29,18 +28,9 @@ class KubeNetworkPoliciesArgs(TypedDict, total=False):
 
 def manifest_source(args: KubeNetworkPoliciesArgs, component: str = "KubeNetworkPolicies") -> str:
     """The install.yaml to apply: a local file, a mirror URL, or the release tag's."""
-    if args.get("path") and args.get("url"):
-        raise ComponentArgsError(component, "url", "set path or url, not both")
-    if args.get("path"):
-        problem = file_problem(args["path"])
-        if problem:
-            raise ComponentArgsError(component, "path", problem)
-        return os.path.abspath(args["path"])
-    if args.get("url"):
-        problem = url_problem(args["url"], bool(args.get("allow_http")), "install.yaml")
-        if problem:
-            raise ComponentArgsError(component, "url", problem)
-        return args["url"]
+    chosen = local_or_mirror(args, component, file_problem, "url", "install.yaml")
+    if chosen:
+        return chosen[1]
     return KUBE_NETWORK_POLICIES_URL.format(version=args.get("version") or KUBE_NETWORK_POLICIES_VERSION)
 
 

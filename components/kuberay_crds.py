@@ -8,8 +8,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.versions import KUBERAY_CRD_PLURALS, KUBERAY_CRD_URL, KUBERAY_VERSION
-from components.args import ComponentArgsError, check_args, component_label
-from components.sources import url_problem
+from components.args import check_args, component_label
+from components.sources import local_or_mirror
 
 
 class KubeRayCrdsArgs(TypedDict, total=False):
@@ -68,18 +68,10 @@ def crd_folder_problem(folder: Any) -> Optional[str]:
 def crd_sources(args: KubeRayCrdsArgs, component: str = "KubeRayCrds") -> list[str]:
     """The files (local paths or URLs) the CRDs are read from; ComponentArgsError for a source that cannot give them."""
     version = args.get("version") or KUBERAY_VERSION
-    if args.get("path") and args.get("base_url"):
-        raise ComponentArgsError(component, "base_url", "set path or base_url, not both")
-    if args.get("path"):
-        problem = crd_folder_problem(args["path"])
-        if problem:
-            raise ComponentArgsError(component, "path", problem)
-        return [os.path.join(os.path.abspath(args["path"]), name) for name in crd_file_names()]
-    if args.get("base_url"):
-        problem = url_problem(args["base_url"], bool(args.get("allow_http")), "a folder of CRD files")
-        if problem:
-            raise ComponentArgsError(component, "base_url", problem)
-        return [f"{args['base_url'].rstrip('/')}/{name}" for name in crd_file_names()]
+    chosen = local_or_mirror(args, component, crd_folder_problem, "base_url", "a folder of CRD files")
+    if chosen:
+        kind, where = chosen
+        return [os.path.join(where, name) if kind == "path" else f"{where.rstrip('/')}/{name}" for name in crd_file_names()]
     return crd_urls(version)
 
 

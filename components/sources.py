@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import pulumi
 import yaml
 
+from components.args import ComponentArgsError
 from components.kubernetes_names import host_problem, repository_problem
 
 CHART_KINDS = ("path", "tgz", "oci", "repository")
@@ -153,6 +154,26 @@ def file_problem(path: Any) -> Optional[str]:
         return f"{path!r} is not a path"
     if not Path(path).is_file():
         return f"{path} is not a file"
+    return None
+
+
+def local_or_mirror(args: Mapping[str, Any], component: str, path_problem: Callable[[Any], Optional[str]],
+                    url_key: str, what: str) -> Optional[tuple[str, str]]:
+    """What a manifest component's `path` / `<url_key>` / `allow_http` args pick: ("path", its
+    absolute path), ("url", the mirror URL), or None for upstream; ComponentArgsError naming the
+    field when both are set or the one set cannot give `what`."""
+    if args.get("path") and args.get(url_key):
+        raise ComponentArgsError(component, url_key, f"set path or {url_key}, not both")
+    if args.get("path"):
+        problem = path_problem(args["path"])
+        if problem:
+            raise ComponentArgsError(component, "path", problem)
+        return "path", os.path.abspath(args["path"])
+    if args.get(url_key):
+        problem = url_problem(args[url_key], bool(args.get("allow_http")), what)
+        if problem:
+            raise ComponentArgsError(component, url_key, problem)
+        return "url", args[url_key]
     return None
 
 
