@@ -41,17 +41,21 @@ DEFAULT_CONTROLLERS = (
 )
 
 
-def binary(name: str) -> str:
-    """The path of one of the project's built programs."""
-    path = BIN / name
-    if not os.access(path, os.X_OK):
+def require_built(path: Path, what: str, executable: bool = False) -> Path:
+    """A product of `tools/build-go`: a missing one skips the test locally and fails it in CI."""
+    if not (os.access(path, os.X_OK) if executable else path.exists()):
         import pytest
 
-        message = f"{path} is missing: build the test cluster's programs with `{BUILD_COMMAND}`"
+        message = f"{what} {path} is missing: build the test cluster's programs with `{BUILD_COMMAND}`"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    return str(path)
+    return path
+
+
+def binary(name: str) -> str:
+    """The path of one of the project's built programs."""
+    return str(require_built(BIN / name, "the program", executable=True))
 
 
 def free_port(taken: set[int]) -> int:
@@ -380,9 +384,7 @@ class Cluster:
 
     def kwok(self, flags: Iterable[str] = ()) -> None:
         """kwok as the kubelet of every Node annotated kwok.x-k8s.io/node=fake, with its upstream stages."""
-        stages = sorted(KWOK_STAGES.glob("*.yaml"))
-        if not stages:
-            binary("kwok-stages-missing")  # skips or fails, naming the build command
+        stages = sorted(require_built(KWOK_STAGES, "kwok's stage configurations").glob("*.yaml"))
         config = self.directory / "kwok-config.yaml"
         config.write_text("\n---\n".join(path.read_text() for path in stages))
 
