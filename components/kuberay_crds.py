@@ -1,4 +1,4 @@
-"""KubeRayCrds: the RayCluster, RayJob and RayService CRDs, once per Kubernetes cluster."""
+"""KubeRayCrds: the RayCluster, RayJob, RayService and RayCronJob CRDs, once per Kubernetes cluster."""
 
 import os
 from pathlib import Path
@@ -7,7 +7,7 @@ from typing import Any, Optional, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.versions import KUBERAY_CRD_PLURALS, KUBERAY_CRD_URL, KUBERAY_VERSION
+from components.versions import KUBERAY_CRD_URL, KUBERAY_VERSION, kuberay_crd_plurals
 from components.args import check_args, component_label
 from components.sources import local_or_mirror
 
@@ -43,35 +43,36 @@ def retain_crds(args: pulumi.ResourceTransformArgs) -> Optional[pulumi.ResourceT
     )
 
 
-def crd_file_names() -> list[str]:
+def crd_file_names(version: str = KUBERAY_VERSION) -> list[str]:
     """The CRD files raykube installs, as a release's config/crd/bases/ (and the chart's crds/) name them."""
-    return [f"ray.io_{plural}.yaml" for plural in KUBERAY_CRD_PLURALS]
+    return [f"ray.io_{plural}.yaml" for plural in kuberay_crd_plurals(version)]
 
 
 def crd_urls(version: str) -> list[str]:
     """The CRD manifests of a KubeRay release, straight from its tag."""
-    return [KUBERAY_CRD_URL.format(version=version, plural=plural) for plural in KUBERAY_CRD_PLURALS]
+    return [KUBERAY_CRD_URL.format(version=version, plural=plural) for plural in kuberay_crd_plurals(version)]
 
 
-def crd_folder_problem(folder: Any) -> Optional[str]:
-    """Why `folder` cannot give the CRDs raykube installs (a folder with every ray.io_<plural>.yaml)."""
+def crd_folder_problem(folder: Any, version: str = KUBERAY_VERSION) -> Optional[str]:
+    """Why `folder` cannot give the CRDs raykube installs for KubeRay `version` (a folder with every ray.io_<plural>.yaml)."""
     if not isinstance(folder, (str, Path)) or not str(folder):
         return f"{folder!r} is not a folder"
     if not Path(folder).is_dir():
         return f"{folder} is not a folder"
-    missing = [name for name in crd_file_names() if not (Path(folder) / name).is_file()]
+    names = crd_file_names(version)
+    missing = [name for name in names if not (Path(folder) / name).is_file()]
     if missing:
-        return f"{folder} lacks {', '.join(missing)} (it needs {', '.join(crd_file_names())}, e.g. the kuberay-operator chart's crds/)"
+        return f"{folder} lacks {', '.join(missing)} (it needs {', '.join(names)}, e.g. the kuberay-operator chart's crds/)"
     return None
 
 
 def crd_sources(args: KubeRayCrdsArgs, component: str = "KubeRayCrds") -> list[str]:
     """The files (local paths or URLs) the CRDs are read from; ComponentArgsError for a source that cannot give them."""
     version = args.get("version") or KUBERAY_VERSION
-    chosen = local_or_mirror(args, component, crd_folder_problem, "base_url", "a folder of CRD files")
+    chosen = local_or_mirror(args, component, lambda folder: crd_folder_problem(folder, version), "base_url", "a folder of CRD files")
     if chosen:
         kind, where = chosen
-        return [os.path.join(where, name) if kind == "path" else f"{where.rstrip('/')}/{name}" for name in crd_file_names()]
+        return [os.path.join(where, name) if kind == "path" else f"{where.rstrip('/')}/{name}" for name in crd_file_names(version)]
     return crd_urls(version)
 
 
@@ -101,5 +102,5 @@ class KubeRayCrds(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, transforms=[retain_crds]),
         )
         self.version = pulumi.Output.from_input(version)
-        self.crd_names = pulumi.Output.from_input([f"{plural}.ray.io" for plural in KUBERAY_CRD_PLURALS])
+        self.crd_names = pulumi.Output.from_input([f"{plural}.ray.io" for plural in kuberay_crd_plurals(version)])
         self.register_outputs({"version": self.version, "crd_names": self.crd_names})

@@ -26,7 +26,16 @@ KUBERAY_CRD_URL = (
     "https://raw.githubusercontent.com/ray-project/kuberay/v{version}"
     "/ray-operator/config/crd/bases/ray.io_{plural}.yaml"
 )
-KUBERAY_CRD_PLURALS = ("rayclusters", "rayjobs", "rayservices")
+KUBERAY_CRD_PLURALS = ("rayclusters", "rayjobs", "rayservices", "raycronjobs")
+# RayCronJob's CRD exists from KubeRay 1.6.0: an older release has no such file to fetch.
+RAYCRONJOB_CRD_SINCE = (1, 6, 0)
+
+
+def kuberay_crd_plurals(version: str = KUBERAY_VERSION) -> tuple[str, ...]:
+    """The CRDs a KubeRay release ships (and raykube installs): RayCronJob's from 1.6.0."""
+    if version_tuple(version) < RAYCRONJOB_CRD_SINCE:
+        return tuple(plural for plural in KUBERAY_CRD_PLURALS if plural != "raycronjobs")
+    return KUBERAY_CRD_PLURALS
 # The operator image the chart runs (chart 1.7.0's values.yaml).
 KUBERAY_OPERATOR_IMAGE = "quay.io/kuberay/operator"
 

@@ -29,7 +29,7 @@ CRDS = "kubernetes:yaml/v2:ConfigGroup"
 MANIFEST = "kubernetes:yaml/v2:ConfigFile"
 REGISTRY = "registry.example.com/mirror"
 SOURCE = "stacks/Pulumi.airgap.yaml"
-CRD_FILES = ["ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml", "ray.io_rayservices.yaml"]
+CRD_FILES = ["ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml", "ray.io_rayservices.yaml", "ray.io_raycronjobs.yaml"]
 # A password no render, output or log may ever hold.
 PASSWORD = "hunter2-mirror-password-7f3a"
 

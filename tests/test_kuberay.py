@@ -50,7 +50,7 @@ def test_crds_once_and_one_operator_per_namespace(two_namespaces):
     crds = two_namespaces.of_type(CRDS)
     assert len(crds) == 1
     assert [url.rsplit("/", 1)[1] for url in crds[0].inputs["files"]] == [
-        "ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml", "ray.io_rayservices.yaml"
+        "ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml", "ray.io_rayservices.yaml", "ray.io_raycronjobs.yaml"
     ]
     assert all("/v1.7.0/" in url for url in crds[0].inputs["files"])
     operators = {chart.inputs["namespace"]: chart.inputs for chart in operator_charts(two_namespaces)}

@@ -323,7 +323,7 @@ class Settings(Model):
                 raise ValueError("__sources.crds__ operator.installCrds is false: this stack installs no CRDs, remove this source")
             if (crds.path is None) == (crds.base_url is None):
                 raise ValueError("__sources.crds__ set one of path (a local folder) or baseUrl (a mirror)")
-            problem = crd_folder_problem(project_path(crds.path)) if crds.path is not None else url_problem(crds.base_url, crds.allow_http, "a folder of CRD files")
+            problem = crd_folder_problem(project_path(crds.path), self.operator.version) if crds.path is not None else url_problem(crds.base_url, crds.allow_http, "a folder of CRD files")
             if problem:
                 raise ValueError(f"__sources.crds.{'path' if crds.path is not None else 'baseUrl'}__ {problem}")
         manifest = sources.manifests.kube_network_policies

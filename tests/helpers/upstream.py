@@ -21,10 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM = ROOT.parent / "shared" / "upstream"
 RAYCLUSTER_CRD = "kuberay/ray-operator/config/crd/bases/ray.io_rayclusters.yaml"
 RAYJOB_CRD = "kuberay/ray-operator/config/crd/bases/ray.io_rayjobs.yaml"
+RAYSERVICE_CRD = "kuberay/ray-operator/config/crd/bases/ray.io_rayservices.yaml"
+# The copy of the release's config/crd/bases lacks RayCronJob; the chart's crds/ of the same release has it.
+RAYCRONJOB_CRD = "charts/kuberay-operator/crds/ray.io_raycronjobs.yaml"
 KUBERAY_CRDS = (
     RAYCLUSTER_CRD,
     RAYJOB_CRD,
-    "kuberay/ray-operator/config/crd/bases/ray.io_rayservices.yaml",
+    RAYSERVICE_CRD,
+    RAYCRONJOB_CRD,
 )
 # The Prometheus operator's CRDs (v0.93.0, the schemas kube-prometheus-stack 88.5.3 ships).
 PROMETHEUS_OPERATOR_CRDS = tuple(
@@ -101,14 +105,19 @@ def validate_rayjob(obj: dict[str, Any]) -> None:
     _validate_custom(obj, RAYJOB_CRD)
 
 
+def validate_rayservice(obj: dict[str, Any]) -> None:
+    _validate_custom(obj, RAYSERVICE_CRD)
+
+
 def validate_kuberay(obj: dict[str, Any]) -> None:
     """A ray.io/v1 object against the schema of its kind."""
-    {"RayCluster": validate_raycluster, "RayJob": validate_rayjob}[obj["kind"]](obj)
+    {"RayCluster": validate_raycluster, "RayJob": validate_rayjob, "RayService": validate_rayservice}[obj["kind"]](obj)
 
 
 CUSTOM_RESOURCE_CRDS = {
     ("ray.io/v1", "RayCluster"): RAYCLUSTER_CRD,
     ("ray.io/v1", "RayJob"): RAYJOB_CRD,
+    ("ray.io/v1", "RayService"): RAYSERVICE_CRD,
     **{("monitoring.coreos.com/v1", kind): crd for kind, crd in zip(("PodMonitor", "ServiceMonitor", "PrometheusRule"), PROMETHEUS_OPERATOR_CRDS)},
 }
 
