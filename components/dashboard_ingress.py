@@ -40,8 +40,9 @@ def rewrites_sub_path(args: Mapping[str, Any]) -> bool:
     return (args.get("path") or "/").rstrip("/") not in ("", "/") and args.get("class_name") in NGINX_INGRESS_CLASSES
 
 
-def dashboard_ingress(args: Mapping[str, Any], service_name: str, name: str, namespace: str) -> dict[str, Any]:
-    """The Ingress (API field names) that routes `path` on `host` to the head's dashboard port."""
+def dashboard_ingress(args: Mapping[str, Any], service_name: str, name: str, namespace: str, port: int = DASHBOARD_PORT) -> dict[str, Any]:
+    """The Ingress (API field names) that routes `path` on `host` to `port` of the Service (the head's dashboard port;
+    a RayService's serve Service takes the same Ingress on port 8000)."""
     prefix = (args.get("path") or "/").rstrip("/") or "/"
     annotations = dict(args.get("annotations") or {})
     if rewrites_sub_path(args):
@@ -50,7 +51,7 @@ def dashboard_ingress(args: Mapping[str, Any], service_name: str, name: str, nam
         path = {"path": f"{prefix}/(.*)", "pathType": "ImplementationSpecific"}
     else:
         path = {"path": prefix, "pathType": "Prefix"}
-    path["backend"] = {"service": {"name": service_name, "port": {"number": DASHBOARD_PORT}}}
+    path["backend"] = {"service": {"name": service_name, "port": {"number": port}}}
     rule: dict[str, Any] = {"http": {"paths": [path]}}
     if args.get("host"):
         rule["host"] = args["host"]

@@ -22,6 +22,13 @@ UPGRADE_STRATEGY = "Recreate"  # a changed pod spec reaches every pod
 AUTH_MODE = "token"  # nobody without the token runs code on the cluster
 HEAD_SERVICE_TYPE = "ClusterIP"
 
+# A RayService: a changed cluster spec brings up a new cluster; traffic moves once it is healthy.
+SERVICE_UPGRADE_STRATEGY = "NewCluster"
+# NewClusterWithIncrementalUpgrade: traffic moved per step, time between steps, extra capacity.
+INCREMENTAL_STEP_SIZE_PERCENT = 10
+INCREMENTAL_INTERVAL_SECONDS = 30
+INCREMENTAL_MAX_SURGE_PERCENT = 100  # KubeRay's CRD default
+
 # HPA-scaled pools (seed 000: scale down 15 s after the work ends).
 HPA_TARGET_CPU_PERCENT = 50
 HPA_SCALE_DOWN_STABILIZATION_SECONDS = 15

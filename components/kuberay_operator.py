@@ -28,6 +28,11 @@ CHART_FEATURE_GATES: tuple[tuple[str, bool], ...] = (
 # Off in KubeRay 1.7 (alpha); a RayCluster with gcsFaultToleranceOptions.backend
 # rocksdb is refused by an operator without it.
 EMBEDDED_GCS_STORAGE_GATE = "GCSFaultToleranceEmbeddedStorage"
+# RayService upgrades through a Gateway (NewClusterWithIncrementalUpgrade): beta and on
+# from KubeRay 1.7.0 (binary and chart), alpha and off before; an operator without it
+# treats the strategy as NewCluster.
+INCREMENTAL_UPGRADE_GATE = "RayServiceIncrementalUpgrade"
+INCREMENTAL_UPGRADE_GATE_ON_SINCE = (1, 7, 0)
 
 
 def feature_gate_values(gates: Mapping[str, bool]) -> list[dict[str, Any]]:

@@ -16,6 +16,11 @@ API or Ray Client port, so a Ray namespace starts closed:
   namespace may call them (`<prefix>-ray-head-clients`); in a shared namespace
   the default is the operator and KubeRay's submitters alone, and the
   operator's own policy gives it DNS and the heads (no head-clients policy);
+- Ray Serve's HTTP port (8000) on the pods of RayService clusters (label
+  raykube.io/ray-serve=true) to `serve_access_from` and the operator, whose
+  health checks call it (`<prefix>-ray-serve`, when given), and every pod of
+  the namespace may call it (`<prefix>-ray-serve-clients`; in a shared
+  namespace the operator alone);
 - Ray's metrics ports to `metrics_from` (`<prefix>-ray-metrics`, when given);
 - the API server to the pods that call it: a head with the autoscaler sidecar
   (label raykube.io/kubernetes-api-client) and the KubeRay operator
@@ -38,7 +43,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.args import ComponentArgsError, check_args, component_label
-from components.ray_pod import KUBERNETES_API_CLIENT_LABEL, RAY_NODE_LABEL
+from components.ray_pod import KUBERNETES_API_CLIENT_LABEL, RAY_NODE_LABEL, RAY_SERVE_LABEL
 
 # Ray's listening ports that a NetworkPolicy names (Ray's own defaults, which
 # raykube and KubeRay keep): the dashboard and Jobs API, the Ray Client server,
@@ -51,6 +56,8 @@ METRICS_EXPORT_PORT = 8080
 AUTOSCALER_METRICS_PORT = 44217
 DASHBOARD_METRICS_PORT = 44227
 HEAD_API_PORTS = (DASHBOARD_PORT, CLIENT_PORT)
+# Ray Serve's HTTP proxy (every node of a RayService's cluster runs one).
+SERVE_PORT = 8000
 METRICS_PORTS = (METRICS_EXPORT_PORT, AUTOSCALER_METRICS_PORT, DASHBOARD_METRICS_PORT)
 OPERATOR_METRICS_PORT = 8080
 # The KubeRay chart's pod labels (release "kuberay-operator", see KubeRayOperator).
@@ -96,6 +103,8 @@ class RayNetworkPoliciesArgs(TypedDict, total=False):
     """who reaches the heads' dashboard/Jobs API (8265) and Ray Client (10001) port (default [{}]: the namespace's own pods; with owns_namespace False: the operator's and RayJob submitters')."""
     metrics_from: Sequence[NetworkPeerArgs]
     """who scrapes Ray's and the operator's metrics ports, e.g. Prometheus (default []: nobody)."""
+    serve_access_from: Sequence[NetworkPeerArgs]
+    """who reaches Ray Serve's HTTP port (8000) on RayService pods (label raykube.io/ray-serve=true), besides the operator, whose health checks need it (default []: no serve policy; give [{}] for the namespace's own pods)."""
     api_server_cidrs: Sequence[str]
     """where the Kubernetes API server is, as seen from pods (default ["0.0.0.0/0"])."""
     api_server_ports: Sequence[int]
@@ -175,6 +184,7 @@ def ray_network_policies(args: Mapping[str, Any], component: str = "RayNetworkPo
         raise ComponentArgsError(component, "owns_namespace", f"must be true or false, not {owns_namespace!r}")
     head_sources = peers("head_access_from", own_pods(owns_namespace))
     metrics_sources = peers("metrics_from", [])
+    serve_sources = peers("serve_access_from", [])
     dns = {"to": peers("dns", DEFAULT_DNS_PEERS), "ports": dns_ports}
     head_clients = {"to": [{"podSelector": heads}], "ports": _ports(HEAD_API_PORTS)}
     # A namespace of Ray's own: deny every pod, then let the namespace's pods (the
@@ -183,7 +193,9 @@ def ray_network_policies(args: Mapping[str, Any], component: str = "RayNetworkPo
     # traffic), and give the operator, the one other pod raykube runs there, its
     # DNS and the heads in its own policy.
     deny_selector = {} if owns_namespace else ray_nodes
-    operator_egress = api if owns_namespace else [*api, dns, head_clients]
+    serving = {"matchLabels": {RAY_NODE_LABEL[0]: RAY_NODE_LABEL[1], RAY_SERVE_LABEL[0]: RAY_SERVE_LABEL[1]}}
+    serve_clients = {"to": [{"podSelector": serving}], "ports": _ports([SERVE_PORT])}
+    operator_egress = api if owns_namespace else [*api, dns, head_clients, *([serve_clients] if serve_sources else [])]
     policies = [
         _policy(f"{prefix}-default-deny", namespace, deny_selector, ingress=[], egress=[dns]),
         _policy(f"{prefix}-ray-nodes", namespace, ray_nodes, ingress=[{"from": [{"podSelector": ray_nodes}]}], egress=ray_egress),
@@ -202,6 +214,13 @@ def ray_network_policies(args: Mapping[str, Any], component: str = "RayNetworkPo
             ingress=[{"from": head_sources, "ports": _ports(HEAD_API_PORTS)}] if head_sources else [],
             egress=head_egress or None,
         ))
+    if serve_sources:
+        # The operator's health checks reach the serving head's proxy whatever serve_access_from says.
+        operator = {"podSelector": {"matchLabels": dict(OPERATOR_POD_LABELS)}}
+        sources = serve_sources + ([] if operator in serve_sources or {"podSelector": {}} in serve_sources else [operator])
+        policies.append(_policy(f"{prefix}-ray-serve", namespace, serving, ingress=[{"from": sources, "ports": _ports([SERVE_PORT])}]))
+        if owns_namespace:
+            policies.append(_policy(f"{prefix}-ray-serve-clients", namespace, {}, egress=[serve_clients]))
     if metrics_sources:
         policies.append(_policy(f"{prefix}-ray-metrics", namespace, ray_nodes, ingress=[{"from": metrics_sources, "ports": _ports(METRICS_PORTS)}]))
     return policies

@@ -43,6 +43,9 @@ def container_security_context(read_only_root_filesystem: bool = True) -> dict[s
 RAY_NODE_LABEL = ("ray.io/is-ray-node", "yes")
 # Pods that call the Kubernetes API (a head with the autoscaler sidecar).
 KUBERNETES_API_CLIENT_LABEL = "raykube.io/kubernetes-api-client"
+# The Ray pods of a RayService's clusters (head and workers run Serve's HTTP proxy on
+# port 8000): what the NetworkPolicy that opens that port selects.
+RAY_SERVE_LABEL = ("raykube.io/ray-serve", "true")
 
 # Secret files: owner and group (the pod's fsGroup, the ray user's group) may
 # read them, nobody else, nobody may write.

@@ -20,6 +20,7 @@ from components.kuberay_operator import EMBEDDED_GCS_STORAGE_GATE, KubeRayOperat
 from components.metrics_server import MetricsServer
 from components.ray_cluster import RayCluster
 from components.ray_job import RayJob
+from components.ray_service import RayService
 from components.ray_worker_pool import RayWorkerPool
 from raykube.aws_access import RayAwsAccess, aws_access
 from raykube.job_code import upload_job_code
@@ -28,7 +29,7 @@ from raykube.observability import HeadObservability, head_observability, observa
 from raykube.settings import RayClusterSettings, Settings
 from raykube.settings.namespaces import namespace_dependency
 from raykube.settings.sources import chart_sources, project_path
-from raykube.settings.names import cluster_resource_name, job_resource_name, pool_resource_name
+from raykube.settings.names import cluster_resource_name, code_resource_name, job_resource_name, pool_resource_name, service_resource_name
 
 # Ray pods meet "restricted" (non-root, no privilege escalation, no added
 # capabilities, RuntimeDefault seccomp). Enforce "baseline" and warn/audit on
@@ -241,7 +242,7 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
         defaults = RayClusterSettings(namespace=job.namespace, worker_groups=job.worker_groups)
         runtime_env, uploads, code_uri = job.runtime_env, [], None
         if job.code is not None and ray_aws.aws_opts is not None and settings.aws_access.bucket:
-            code, code_uri = upload_job_code(f"{job_resource_name(job.namespace, job.name)}-code", settings.aws_access.bucket, job.namespace, job.name, Path(job.code), ray_aws.aws_opts)
+            code, code_uri = upload_job_code(code_resource_name(job_resource_name(job.namespace, job.name)), settings.aws_access.bucket, job.namespace, job.name, Path(job.code), ray_aws.aws_opts)
             runtime_env, uploads = {**job.runtime_env, "working_dir": code_uri}, [code]
         args: dict[str, Any] = {
             "namespace": job.namespace,
@@ -273,6 +274,54 @@ def _ray_jobs(settings: Settings, operators: dict[str, Any], clusters: dict[tupl
             )
         ray_job = RayJob(job_resource_name(job.namespace, job.name), args, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)))
         outputs[f"{job.namespace}/{job.name}"] = {"statusCommand": ray_job.status_command, **({"code": code_uri} if code_uri else {})}
+    return outputs
+
+
+def _ray_services(settings: Settings, operators: dict[str, Any], ray_aws: RayAwsAccess, head: HeadObservability,
+                  opts: pulumi.ResourceOptions) -> dict[str, Any]:
+    """One RayService per rayServices[] entry, its cluster as a rayClusters[] entry's (the stack's AWS
+    access, token auth), its code uploaded by the same `pulumi up` as a RayJob's."""
+    outputs = {}
+    for service in settings.ray_services:
+        resource_name = service_resource_name(service.namespace, service.name)
+        defaults = RayClusterSettings(namespace=service.namespace, worker_groups=service.worker_groups)
+        uploads, code_uri = [], None
+        if service.code is not None and ray_aws.aws_opts is not None and settings.aws_access.bucket:
+            code, code_uri = upload_job_code(
+                code_resource_name(resource_name), settings.aws_access.bucket, service.namespace, service.name, Path(service.code), ray_aws.aws_opts,
+                kind="services",
+            )
+            uploads = [code]
+        args: dict[str, Any] = {
+            "namespace": service.namespace,
+            "service_name": service.name,
+            "serve_config": service.serve_config.serve_config(),
+            "working_dir": code_uri,
+            "ray_version": defaults.effective_ray_version,
+            "image": settings.ray_image(defaults),
+            "head": _head_args(service.head, head),
+            "worker_groups": [_worker_group_args(settings, defaults, group) for group in service.worker_groups],
+            "autoscaler": service.autoscaler.model_dump(),
+            "injection": ray_aws.injection,
+            "service_account_name": ray_aws.service_account,
+            "auth_mode": defaults.auth.mode,
+            "read_only_root_filesystem": service.read_only_root_filesystem,
+            "head_metrics_ports": head.metrics_ports,
+            "upgrade_strategy": service.upgrade_strategy,
+            "cluster_upgrade_options": service.cluster_upgrade_options.model_dump() if service.cluster_upgrade_options else None,
+            "ray_cluster_deletion_delay_seconds": service.ray_cluster_deletion_delay_seconds,
+            "ready_timeout_seconds": service.ready_timeout_seconds,
+            "serve_ingress": service.serve_ingress.model_dump(),
+        }
+        waits_for: list[pulumi.Resource] = [operators[service.namespace], *ray_aws.depends_on, *uploads]
+        ray_service = RayService(resource_name, args, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)))
+        outputs[f"{service.namespace}/{service.name}"] = {
+            "serveAddress": ray_service.serve_address,
+            "dashboardAddress": ray_service.dashboard_address,
+            "activeClusterName": ray_service.active_cluster_name,
+            "statusCommand": ray_service.status_command,
+            **({"code": code_uri} if code_uri else {}),
+        }
     return outputs
 
 
@@ -338,4 +387,6 @@ def build(settings: Settings) -> StackResult:
     result.outputs["rayClusters"] = cluster_outputs
     if settings.ray_jobs:
         result.outputs["rayJobs"] = _ray_jobs(settings, operators, ray_clusters, ray_aws, head, component_opts)
+    if settings.ray_services:
+        result.outputs["rayServices"] = _ray_services(settings, operators, ray_aws, head, component_opts)
     return result

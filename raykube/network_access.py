@@ -14,7 +14,7 @@ import pulumi
 
 from components.kube_network_policies import KubeNetworkPolicies
 from components.kube_prometheus_stack import GRAFANA_POD_LABELS, GRAFANA_PORT, PROMETHEUS_POD_LABELS, PROMETHEUS_PORT
-from components.ray_network_policies import NAMESPACE_NAME_LABEL, RayNetworkPolicies, own_pods
+from components.ray_network_policies import NAMESPACE_NAME_LABEL, OPERATOR_POD_LABELS, RayNetworkPolicies, own_pods
 from raykube.settings import Settings
 from raykube.settings.namespaces import ingress_controller_namespace, namespace_dependency
 # runtime_env fields that download at job start (package indexes, remote URIs).
@@ -66,7 +66,10 @@ def https_egress(settings: Settings, namespace: str) -> bool:
     chosen = settings.network_policies.https_egress
     if chosen is not None:
         return chosen
-    downloads = any(job.namespace == namespace and set(job.runtime_env) & set(DOWNLOADING_RUNTIME_ENV) for job in settings.ray_jobs)
+    downloads = any(job.namespace == namespace and set(job.runtime_env) & set(DOWNLOADING_RUNTIME_ENV) for job in settings.ray_jobs) or any(
+        service.namespace == namespace and set(application.runtime_env) & set(DOWNLOADING_RUNTIME_ENV)
+        for service in settings.ray_services for application in service.serve_config.applications
+    )
     return settings.aws_access.mode != "none" or downloads
 
 
@@ -79,6 +82,25 @@ def head_access_from(settings: Settings, namespace: str) -> list[dict[str, Any]]
     for cluster in settings.ray_clusters:
         if cluster.namespace == namespace and cluster.dashboard_ingress.enabled:
             controller = ingress_controller_namespace(cluster.dashboard_ingress.class_name, chosen_controller)
+            if {"namespace": controller} not in sources:
+                sources.append({"namespace": controller})
+    return sources
+
+
+def serve_access_from(settings: Settings, namespace: str) -> list[dict[str, Any]]:
+    """Who reaches Ray Serve's port in `namespace`: nobody without a RayService there; else as set,
+    or the namespace's own pods plus the Ingress controllers of the serve Ingresses."""
+    services = [service for service in settings.ray_services if service.namespace == namespace]
+    if not services:
+        return []
+    chosen = settings.network_policies.serve_access_from
+    if chosen is not None:
+        # Never nobody: the operator's health checks call the port (RayNetworkPolicies adds it to any list).
+        return [peer.as_args() for peer in chosen] or [{"pod_labels": dict(OPERATOR_POD_LABELS)}]
+    sources = own_pods(namespace not in settings.adopt_namespaces)
+    for service in services:
+        if service.serve_ingress.enabled:
+            controller = ingress_controller_namespace(service.serve_ingress.class_name, settings.network_policies.ingress_controller_namespace)
             if {"namespace": controller} not in sources:
                 sources.append({"namespace": controller})
     return sources
@@ -121,6 +143,7 @@ def network_policy_args(settings: Settings, namespace: str) -> dict[str, Any]:
         "namespace": namespace,
         "head_access_from": head_access_from(settings, namespace),
         "metrics_from": metrics_from(settings),
+        "serve_access_from": serve_access_from(settings, namespace),
         "api_server_cidrs": api_server_cidrs(settings),
         "api_server_ports": list(policies.api_server_ports),
         "https_egress": https_egress(settings, namespace),

@@ -39,6 +39,7 @@ def rules() -> dict[str, str]:
     from raykube.settings.observability import RAY_DASHBOARDS
     from raykube.settings.ray_cluster import RAY_CLUSTER_NAME_MAX
     from raykube.settings.ray_jobs import RAY_JOB_NAME_MAX
+    from components.ray_service import RAY_SERVICE_NAME_MAX
     from raykube.settings.operator import KUBERAY_VERSION_RANGE, RAY_BROKEN_RANGE, RAY_MIN_FOR_KUBERAY
     from raykube.settings.stack import KUBERNETES_MINOR_RANGE
 
@@ -155,6 +156,26 @@ def rules() -> dict[str, str]:
         "rayJobs[].workerGroups": "`ray` or `fixed` groups (no `hpa`)",
         "rayJobs[].submissionMode": "SidecarMode only on the job's own cluster",
         "rayJobs[].ttlSecondsAfterFinished": "only with `shutdownAfterJobFinishes` true",
+        "rayServices[].name": f"a DNS-1035 label of at most {RAY_SERVICE_NAME_MAX} characters; each (namespace, name) once",
+        "rayServices[].namespace": "a namespace of `rayClusters[]`",
+        "rayServices[].code": f"a folder inside the project, at most {MAX_CODE_BYTES // 2**20} MiB, as `rayJobs[].code`; needs `awsAccess`; not with an application's `runtimeEnv.working_dir`",
+        "rayServices[].workerGroups": "`ray` or `fixed` groups (no `hpa`), names unique",
+        "rayServices[].upgradeStrategy": "NewClusterWithIncrementalUpgrade: the operator's RayServiceIncrementalUpgrade gate on (KubeRay 1.7's default), `clusterUpgradeOptions`, a `ray` worker group",
+        "rayServices[].clusterUpgradeOptions": "NewClusterWithIncrementalUpgrade only; `stepSizePercent` at most `maxSurgePercent`",
+        "rayServices[].serviceUnhealthySecondThreshold": "refused: KubeRay ignores it since 1.1",
+        "rayServices[].deploymentUnhealthySecondThreshold": "refused: KubeRay ignores it since 1.1",
+        "rayServices[].serveConfig.applications": "at least one; names and route prefixes unique",
+        "rayServices[].serveConfig.applications[].importPath": "module:attribute (one colon inside) or module.attribute",
+        "rayServices[].serveConfig.applications[].routePrefix": "starts with `/`",
+        "rayServices[].serveConfig.applications[].runtimeEnv": "working_dir, py_modules: remote URIs (s3://, gs://, https://) or local:// directories",
+        "rayServices[].serveConfig.applications[].deployments": "names unique",
+        "rayServices[].serveConfig.applications[].deployments[].numReplicas": "not with `autoscaling`",
+        "rayServices[].serveConfig.applications[].deployments[].autoscaling.maxReplicas": "at least `minReplicas`",
+        "rayServices[].serveConfig.applications[].deployments[].autoscaling.initialReplicas": "between `minReplicas` and `maxReplicas`",
+        "rayServices[].serveConfig.extra": "keys of Ray Serve 2.60's config but `applications`; `http_options.port` only 8000",
+        "rayServices[].serveConfig.applications[].extra": "keys of Ray Serve 2.60's application schema without a typed setting; not `host`, `port`",
+        "rayServices[].serveConfig.applications[].deployments[].extra": "keys of Ray Serve 2.60's deployment schema without a typed setting",
+        "networkPolicies.serveAccessFrom": "peers: pods (`namespace`, `podLabels`) or an IP block (`cidr`, `exceptCidrs`), not both",
         "sources.imageRegistry": "host[:port][/path], the host a name with `.` or `:port` (or localhost); no scheme",
         "sources.charts.kuberayOperator": chart_source,
         "sources.charts.metricsServer": chart_source + "; local and eks targets only",

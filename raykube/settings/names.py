@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from components.ray_cluster import auth_token_secret, dashboard_ingress_name, head_service_name
+from components.ray_service import serve_ingress_name, serve_service_name
 from components.ray_worker_pool import pool_name
 
 if TYPE_CHECKING:
@@ -41,6 +42,16 @@ def pool_resource_name(namespace: str, cluster: str, group: str) -> str:
 def job_resource_name(namespace: str, job: str) -> str:
     """The Pulumi name of a RayJob component (its code upload is `<this>-code`)."""
     return f"{namespace}-{job}"
+
+
+def service_resource_name(namespace: str, service: str) -> str:
+    """The Pulumi name of a RayService component (its code upload is `<this>-code`)."""
+    return f"{namespace}-{service}"
+
+
+def code_resource_name(component_resource_name: str) -> str:
+    """The Pulumi name of the S3 object holding a RayJob's or RayService's code."""
+    return f"{component_resource_name}-code"
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,26 @@ def derived_names(settings: "Settings") -> list[DerivedName]:
             DerivedName("RayJob", job.namespace, job.name, key, made_by, LABEL_MAX),
             DerivedName("Pulumi raykube:index:RayJob", None, job_resource_name(job.namespace, job.name), key, f"namespace {job.namespace}, {made_by}"),
         ]
+        if job.code is not None:
+            code = code_resource_name(job_resource_name(job.namespace, job.name))
+            names.append(DerivedName("Pulumi aws:s3:BucketObjectv2", None, code, key, f"namespace {job.namespace}, {made_by}'s code"))
+    for index, service in enumerate(settings.ray_services):
+        key, ns, made_by = f"rayServices.{index}.name", service.namespace, f"RayService {service.name}"
+        # KubeRay: the service's RayCluster is <service>-<5 random characters>, its head Service
+        # after that; the RayService's own head and serve Services follow the active cluster.
+        own_cluster = f"{service.name}-{'x' * KUBERAY_RANDOM_SUFFIX}"
+        names += [
+            DerivedName("RayService", ns, service.name, key, made_by, LABEL_MAX),
+            DerivedName("Service", ns, head_service_name(own_cluster), key, f"{made_by}'s cluster (KubeRay)", LABEL_MAX),
+            DerivedName("Service", ns, head_service_name(service.name), key, f"{made_by}'s head Service (KubeRay)", LABEL_MAX),
+            DerivedName("Service", ns, serve_service_name(service.name), key, f"{made_by}'s serve Service (KubeRay)", LABEL_MAX),
+            DerivedName("Pulumi raykube:index:RayService", None, service_resource_name(ns, service.name), key, f"namespace {ns}, {made_by}"),
+        ]
+        if service.serve_ingress.enabled:
+            names.append(DerivedName("Ingress", ns, serve_ingress_name(service.name), key, f"{made_by}'s serveIngress"))
+        if service.code is not None:
+            code = code_resource_name(service_resource_name(ns, service.name))
+            names.append(DerivedName("Pulumi aws:s3:BucketObjectv2", None, code, key, f"namespace {ns}, {made_by}'s code"))
     access = settings.aws_access
     for namespace in settings.namespaces:
         if access.mode == "secret":

@@ -72,6 +72,11 @@ class NetworkPolicySettings(Model):
         description="who reaches the heads' dashboard/Jobs API and Ray Client ports; default the Ray namespace's own pods, "
         "plus ingressControllerNamespace where a dashboardIngress is on",
     )
+    serve_access_from: Optional[list[NetworkPeer]] = Field(
+        default=None,
+        description="who reaches the rayServices' Serve port (8000, head and workers); default the Ray namespace's own pods, "
+        "plus ingressControllerNamespace where a serveIngress is on; the KubeRay operator always (its health checks)",
+    )
     ingress_controller_namespace: Optional[str] = Field(
         default=None,
         description="namespace of the Ingress controller that serves dashboardIngress; default by its class: "

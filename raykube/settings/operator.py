@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from pydantic import Field, field_validator
 from components.quantity import resources_problem
+from components.kuberay_operator import INCREMENTAL_UPGRADE_GATE, INCREMENTAL_UPGRADE_GATE_ON_SINCE
 from components.versions import KUBERAY_VERSION, version_tuple
 
 from raykube.settings.model import Model
@@ -102,3 +103,11 @@ class OperatorSettings(Model):
                 "raykube writes ray.io/v1 objects, and its checks know the releases up to the pinned one"
             )
         return version
+
+    def gate_enabled(self, gate: str) -> bool:
+        """Whether the operators run with `gate` on: as featureGates sets it, else the release's default (raykube knows RayServiceIncrementalUpgrade's)."""
+        if gate in self.feature_gates:
+            return self.feature_gates[gate]
+        if gate == INCREMENTAL_UPGRADE_GATE:
+            return version_tuple(self.version) >= INCREMENTAL_UPGRADE_GATE_ON_SINCE
+        return False

@@ -11,7 +11,8 @@ from components.kuberay_crds import crd_folder_problem
 from components.sources import chart_source_problem, file_problem, image_registry_problem, mirrored_image, url_problem
 from components.versions import FLANNEL_VERSION, KUBE_PROMETHEUS_STACK_VERSION, METRICS_SERVER_CHART_VERSION
 
-from components.kuberay_operator import EMBEDDED_GCS_STORAGE_GATE
+from components.kuberay_operator import EMBEDDED_GCS_STORAGE_GATE, INCREMENTAL_UPGRADE_GATE
+from components.ray_service import INCREMENTAL_UPGRADE
 from raykube.settings.aws import AwsAccessSettings
 from raykube.settings.cluster import AutoscalingSettings, KubeadmSettings, MetricsSettings, NetworkSettings
 from raykube.settings.model import Model
@@ -22,6 +23,7 @@ from raykube.settings.observability import ObservabilitySettings
 from raykube.settings.operator import OperatorSettings, ray_version_problem
 from raykube.settings.ray_cluster import RayClusterSettings, version_tuple
 from raykube.settings.ray_jobs import RayJobSettings
+from raykube.settings.ray_services import RayServiceSettings
 from raykube.settings.sources import SourcesSettings, project_path
 from raykube.targets import TARGETS, TargetName
 
@@ -57,6 +59,9 @@ class Settings(Model):
     )
     aws_access: AwsAccessSettings = Field(default_factory=AwsAccessSettings, description="AWS access for Ray jobs")
     ray_jobs: list[RayJobSettings] = Field(default_factory=list, description="RayJobs: jobs KubeRay runs, each on its own cluster or a RayCluster")
+    ray_services: list[RayServiceSettings] = Field(
+        default_factory=list, description="RayServices: Ray Serve applications, each on a cluster KubeRay upgrades without dropping traffic (docs/serving.md)"
+    )
     network_policies: NetworkPolicySettings = Field(
         default_factory=NetworkPolicySettings, description="NetworkPolicies of the Ray namespaces (on by default)"
     )
@@ -197,6 +202,38 @@ class Settings(Model):
         return self
 
     @model_validator(mode="after")
+    def _services_have_an_operator_and_their_code_a_bucket(self) -> "Settings":
+        namespaces = self.namespaces
+        seen: set[tuple[str, str]] = set()
+        operator = version_tuple(self.operator.version)
+        for index, service in enumerate(self.ray_services):
+            if service.namespace not in namespaces:
+                raise ValueError(
+                    f"__rayServices.{index}.namespace__ {service.namespace!r} has no KubeRay operator: use a namespace of rayClusters[] ({', '.join(namespaces)})"
+                )
+            if service.code is not None and self.aws_access.mode == "none":
+                raise ValueError(
+                    f"__rayServices.{index}.code__ the service's code is uploaded to awsAccess.bucket: set awsAccess (mode secret or irsa), "
+                    "or give each application a runtimeEnv.working_dir"
+                )
+            if (service.namespace, service.name) in seen:
+                raise ValueError(f"__rayServices.{index}.name__ duplicate RayService {service.name!r} in namespace {service.namespace}")
+            seen.add((service.namespace, service.name))
+            if operator < (1, 5, 1):
+                # The service's cluster has token authentication, as every cluster raykube makes.
+                raise ValueError(
+                    f"__rayServices.{index}__ a RayService's cluster uses token authentication, which needs KubeRay 1.5.1 or later "
+                    f"(operator.version is {self.operator.version}): upgrade the operator"
+                )
+            if service.upgrade_strategy == INCREMENTAL_UPGRADE and not self.operator.gate_enabled(INCREMENTAL_UPGRADE_GATE):
+                raise ValueError(
+                    f"__rayServices.{index}.upgradeStrategy__ {INCREMENTAL_UPGRADE} needs the operator's {INCREMENTAL_UPGRADE_GATE} feature gate, "
+                    f"off for KubeRay {self.operator.version} as this stack sets it: set operator.featureGates.{INCREMENTAL_UPGRADE_GATE}: true "
+                    "(and install the Gateway API CRDs and a controller for clusterUpgradeOptions.gatewayClassName), or use upgradeStrategy: NewCluster"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _monitoring_namespace_is_not_a_ray_namespace(self) -> "Settings":
         observability = self.observability
         if observability.enabled and observability.namespace in self.namespaces:
@@ -220,6 +257,10 @@ class Settings(Model):
             if cluster.dashboard_ingress.enabled:
                 controller = ingress_controller_namespace(cluster.dashboard_ingress.class_name, policies.ingress_controller_namespace)
                 shared.setdefault(controller, f"the Ingress controller of rayClusters[{index}].dashboardIngress")
+        for index, service in enumerate(self.ray_services):
+            if service.serve_ingress.enabled:
+                controller = ingress_controller_namespace(service.serve_ingress.class_name, policies.ingress_controller_namespace)
+                shared.setdefault(controller, f"the Ingress controller of rayServices[{index}].serveIngress")
         for index, cluster in enumerate(self.ray_clusters):
             if cluster.namespace in shared:
                 raise ValueError(
