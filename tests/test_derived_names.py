@@ -81,11 +81,11 @@ def test_the_check_knows_every_name_the_program_makes(stack_runs, stack):
     checked = {(name.kind, name.namespace, name.name) for name in derived_names(parse_settings(config, SOURCE))}
     made = {(r.inputs["kind"], r.inputs["metadata"].get("namespace"), r.inputs["metadata"]["name"])
             for r in run.kubernetes_objects()
-            if r.inputs["kind"] in ("RayCluster", "RayJob", "Deployment", "HorizontalPodAutoscaler", "Ingress", "ServiceAccount")
+            if r.inputs["kind"] in ("RayCluster", "RayJob", "RayService", "Deployment", "HorizontalPodAutoscaler", "Ingress", "ServiceAccount")
             or (r.inputs["kind"] == "Secret" and r.inputs["metadata"].get("namespace") in {c.get("namespace", "ray") for c in config["rayClusters"]})}
     assert made - checked == set()
     components = {(f"Pulumi {r.type}", None, r.name) for r in run.resources
-                  if r.type in ("raykube:index:RayCluster", "raykube:index:RayWorkerPool", "raykube:index:RayJob")}
+                  if r.type in ("raykube:index:RayCluster", "raykube:index:RayWorkerPool", "raykube:index:RayJob", "raykube:index:RayService")}
     assert components - checked == set()
 
 

@@ -307,8 +307,8 @@ def test_the_job_code_is_uploaded_by_the_same_up_and_ray_unpacks_it_as_the_jobs_
     from ray._private.runtime_env.packaging import unzip_package
 
     result = stack_runs["eks"]
-    (upload,) = result.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
     (job,) = result.of_type("kubernetes:ray.io/v1:RayJob")
+    (upload,) = [code for code in result.of_type("aws:s3/bucketObjectv2:BucketObjectv2") if code.urn in result.of_type("raykube:index:RayJob")[0].dependencies]
     working_dir = yaml.safe_load(job.inputs["spec"]["runtimeEnvYAML"])["working_dir"]
     assert working_dir == f"s3://{upload.inputs['bucket']}/{upload.inputs['key']}" and working_dir.endswith(".zip")
     (component,) = result.of_type("raykube:index:RayJob")

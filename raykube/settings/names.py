@@ -116,7 +116,8 @@ def derived_names(settings: "Settings") -> list[DerivedName]:
         key, ns, made_by = f"rayServices.{index}.name", service.namespace, f"RayService {service.name}"
         # KubeRay: the service's RayCluster is <service>-<5 random characters>, its head Service
         # after that; the RayService's own head and serve Services follow the active cluster.
-        own_cluster = f"{service.name}-{'x' * KUBERAY_RANDOM_SUFFIX}"
+        # (Its own placeholder suffix: two random names never meet, so a job's cluster is no collision.)
+        own_cluster = f"{service.name}-{'y' * KUBERAY_RANDOM_SUFFIX}"
         names += [
             DerivedName("RayService", ns, service.name, key, made_by, LABEL_MAX),
             DerivedName("Service", ns, head_service_name(own_cluster), key, f"{made_by}'s cluster (KubeRay)", LABEL_MAX),

@@ -19,7 +19,7 @@ from components.ray_service import INCREMENTAL_UPGRADE, RAY_SERVICE_NAME_MAX, SE
 from raykube.code_folder import MAX_CODE_BYTES, check_code_folder
 from raykube.settings.dashboard import DashboardIngress
 from raykube.settings.model import DNS1035, INT32_MAX, Model
-from raykube.settings.ray_cluster import AutoscalerOptions, require_a_place_for_tasks, require_gpu_images
+from raykube.settings.ray_cluster import AutoscalerOptions, installed_ray_version, require_a_place_for_tasks, require_gpu_images
 from raykube.settings.ray_groups import HeadGroup, WorkerGroup
 
 # Ray Serve 2.60's config keys at each level (ray/serve/schema.py, ray/serve/config.py;
@@ -49,6 +49,62 @@ AUTOSCALING_KEYS = frozenset({
 })
 # Runtime-env fields whose values Ray fetches by URI (Serve takes remote URIs only there).
 URI_FIELDS = ("working_dir", "py_modules")
+# Ray's keys that have a typed setting, by level, and the setting's name where it is not the camelCase one.
+TYPED = {
+    "config": {"applications": "applications"},
+    "application": {"name": "name", "import_path": "importPath", "route_prefix": "routePrefix", "runtime_env": "runtimeEnv", "deployments": "deployments"},
+    "deployment": {"name": "name", "num_replicas": "numReplicas", "max_ongoing_requests": "maxOngoingRequests", "autoscaling_config": "autoscaling",
+                   "ray_actor_options": "rayActorOptions"},
+    "autoscaling_config": {"min_replicas": "minReplicas", "max_replicas": "maxReplicas", "initial_replicas": "initialReplicas",
+                           "target_ongoing_requests": "targetOngoingRequests"},
+    "ray_actor_options": {"num_cpus": "numCpus", "num_gpus": "numGpus", "memory": "memory", "resources": "resources"},
+}
+NEXT_LEVEL = {("config", "applications"): "application", ("application", "deployments"): "deployment",
+              ("deployment", "autoscaling_config"): "autoscaling_config", ("deployment", "ray_actor_options"): "ray_actor_options"}
+
+
+def settings_key(ray_location: tuple[Any, ...]) -> str:
+    """Where a Ray Serve schema error's location is in the settings: applications.0.deployments.0.extra.user_config."""
+    parts: list[str] = []
+    level = "config"
+    for index, part in enumerate(ray_location):
+        if isinstance(part, int):
+            parts.append(str(part))
+            continue
+        typed = TYPED.get(level, {})
+        if part not in typed:
+            parts += ["extra", *(str(rest) for rest in ray_location[index:])]
+            break
+        parts.append(typed[part])
+        level = NEXT_LEVEL.get((level, part), level)
+    return ".".join(parts)
+
+
+def serve_schema_problem(config: dict[str, Any]) -> Optional[tuple[str, str]]:
+    """(settings key, Ray's message) where Ray Serve's own models refuse `config`, or None: its
+    ServeDeploySchema, and the AutoscalingConfig each deployment's autoscaling_config becomes when
+    deployed (the schema keeps that one a plain mapping)."""
+    from pydantic import ValidationError
+
+    try:
+        from ray.serve.config import AutoscalingConfig
+        from ray.serve.schema import ServeDeploySchema
+    except ImportError as error:  # ray[serve] is a requirement of the project
+        return "", f"checking it needs Ray Serve (pip install -r requirements.txt): {error}"
+    checks: list[tuple[tuple[Any, ...], Any, Any]] = [((), ServeDeploySchema, config)]
+    for app_index, application in enumerate(config.get("applications") or ()):
+        for index, deployment in enumerate(application.get("deployments") or ()):
+            if isinstance(deployment.get("autoscaling_config"), dict):
+                where = ("applications", app_index, "deployments", index, "autoscaling_config")
+                checks.append((where, AutoscalingConfig, deployment["autoscaling_config"]))
+    for prefix, model, value in checks:
+        try:
+            model.model_validate(value)
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            location = prefix + tuple(part for part in first["loc"] if not (isinstance(part, str) and ("[" in part or part.startswith("function-"))))
+            return settings_key(location), first["msg"].removeprefix("Value error, ")
+    return None
 
 
 def _camel(key: str) -> str:
@@ -324,6 +380,15 @@ class ServeConfig(Model):
         if location is not None and location not in ("EveryNode", "HeadOnly", "Disabled"):
             raise ValueError(f"__proxy_location__ Ray takes EveryNode, HeadOnly or Disabled, not {location!r}")
         return extra
+
+    @model_validator(mode="after")
+    def _rays_own_schema(self) -> "ServeConfig":
+        # The typed rules above say clearly what is wrong; Ray's own models judge the rest (the values in extra).
+        problem = serve_schema_problem(self.serve_config())
+        if problem:
+            key, message = problem
+            raise ValueError(f"__{key}__ Ray Serve {installed_ray_version()} refuses it: {message}" if key else message)
+        return self
 
     def serve_config(self) -> dict[str, Any]:
         """The config as Ray Serve reads it (snake_case), without the code's working_dir (the program adds it)."""

@@ -39,7 +39,7 @@ def relocated(stack_config: dict[str, Any], prefix: str) -> dict[str, Any]:
     import copy
 
     config = copy.deepcopy(stack_config)
-    for key in ("raykube:rayClusters", "raykube:rayJobs"):
+    for key in ("raykube:rayClusters", "raykube:rayJobs", "raykube:rayServices"):
         for item in config.get(key) or []:
             item["namespace"] = f"{prefix}-{item.get('namespace', 'ray')}"
     observability = config.get("raykube:observability")
@@ -55,9 +55,17 @@ def relocated(stack_config: dict[str, Any], prefix: str) -> dict[str, Any]:
 _prefixes = itertools.count()
 
 
-def fresh(stack: str) -> dict:
-    """A stack file's config in namespaces no other test of the session uses."""
-    return relocated(stack_file_config(stack), f"t{next(_prefixes)}")
+def fresh(stack: str, services: bool = False) -> dict:
+    """A stack file's config in namespaces no other test of the session uses.
+
+    A RayService gets Ready only once the operator finds Ray Serve answering on its head
+    (the dashboard's Serve API, the proxy's health): kwok's pods run no Ray, so the
+    simulated cluster's tests leave the stack's rayServices out unless a test brings
+    a serving head and asks for them (services=True)."""
+    config = relocated(stack_file_config(stack), f"t{next(_prefixes)}")
+    if not services:
+        config.pop("raykube:rayServices", None)
+    return config
 
 
 RAYCLUSTER = "kubernetes:ray.io/v1:RayCluster"

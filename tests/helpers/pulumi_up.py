@@ -19,6 +19,7 @@ what the program retains.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -65,6 +66,25 @@ def _jsonpath_condition(annotation: str) -> tuple[list[str], str]:
     return match.group(1).split("."), match.group(2)
 
 
+def _wait_expressions(annotation: str) -> list[str]:
+    """pulumi.com/waitFor: one expression, or a JSON list of them that must all hold."""
+    return json.loads(annotation) if annotation.lstrip().startswith("[") else [annotation]
+
+
+def _condition_holds(live: dict[str, Any], expression: str) -> bool:
+    """`condition=Type[=Status]` as pulumi-kubernetes judges it (kubectl wait's rule): the
+    condition's status, once its observedGeneration (or the status's) reached the generation."""
+    kind, _, expected = expression.removeprefix("condition=").partition("=")
+    for condition in _dig(live, ["status", "conditions"]) or []:
+        if condition.get("type", "").lower() != kind.lower():
+            continue
+        observed = condition.get("observedGeneration", _dig(live, ["status", "observedGeneration"]))
+        if observed is not None and observed < live["metadata"]["generation"]:
+            return False
+        return str(condition.get("status", "")).lower() == (expected or "True").lower()
+    return False
+
+
 def _dig(obj: Any, path: list[str]) -> Any:
     for part in path:
         if not isinstance(obj, dict):
@@ -91,16 +111,24 @@ def _await(sim: SimulatedCluster, obj: dict[str, Any], timeout: float) -> None:
     namespace = obj["metadata"].get("namespace", "")
     deadline = time.monotonic() + min(float(annotations.get("pulumi.com/timeoutSeconds", timeout)), timeout)
     if "pulumi.com/waitFor" in annotations:
-        path, expected = _jsonpath_condition(annotations["pulumi.com/waitFor"])
+        expressions = _wait_expressions(annotations["pulumi.com/waitFor"])
+        paths = [None if expression.startswith("condition=") else _jsonpath_condition(expression) for expression in expressions]
 
         def done() -> bool:
             live = _read(sim, obj)
             if live is None:
                 return False
-            observed = _dig(live, ["status", "observedGeneration"])
-            if observed is not None and observed < live["metadata"]["generation"]:
-                return False  # the status still describes the previous spec
-            return str(_dig(live, path)) == expected
+            for expression, path in zip(expressions, paths):
+                if path is None:
+                    if not _condition_holds(live, expression):
+                        return False
+                    continue
+                observed = _dig(live, ["status", "observedGeneration"])
+                if observed is not None and observed < live["metadata"]["generation"]:
+                    return False  # the status still describes the previous spec
+                if str(_dig(live, path[0])) != path[1]:
+                    return False
+            return True
     elif obj["kind"] == "Deployment":
         def done() -> bool:
             live = _read(sim, obj) or {}

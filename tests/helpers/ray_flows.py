@@ -28,15 +28,16 @@ def kuberay_labels(template: Mapping[str, Any], cluster: str, node_type: str, gr
 
 
 def pods_of(objects: Iterable[Mapping[str, Any]], namespace: str) -> dict[str, list[Endpoint]]:
-    """{role: pods} of one namespace's RayClusters, RayJob clusters and HPA pools."""
+    """{role: pods} of one namespace's RayClusters, RayJob and RayService clusters and HPA pools."""
     roles: dict[str, list[Endpoint]] = {"head": [], "worker": [], "autoscaled-head": []}
     for obj in objects:
         if obj["metadata"].get("namespace") != namespace:
             continue
-        if obj["kind"] in ("RayCluster", "RayJob"):
-            spec = obj["spec"] if obj["kind"] == "RayCluster" else obj["spec"].get("rayClusterSpec")
+        if obj["kind"] in ("RayCluster", "RayJob", "RayService"):
+            spec = {"RayCluster": obj["spec"], "RayJob": obj["spec"].get("rayClusterSpec"), "RayService": obj["spec"].get("rayClusterConfig")}[obj["kind"]]
             if spec is None:
                 continue
+            # A RayJob's and a RayService's cluster: <name>-<5 random characters>.
             name = obj["metadata"]["name"] if obj["kind"] == "RayCluster" else f"{obj['metadata']['name']}-abc12"
             head = Endpoint(f"{name}-head", namespace, kuberay_labels(spec["headGroupSpec"]["template"], name, "head", "headgroup"))
             roles["head"].append(head)
