@@ -30,7 +30,8 @@ CHART_FEATURE_GATES: tuple[tuple[str, bool], ...] = (
 EMBEDDED_GCS_STORAGE_GATE = "GCSFaultToleranceEmbeddedStorage"
 # RayService upgrades through a Gateway (NewClusterWithIncrementalUpgrade): beta and on
 # from KubeRay 1.7.0 (binary and chart), alpha and off before; an operator without it
-# treats the strategy as NewCluster.
+# takes the strategy for "no zero-downtime upgrade" (rayservice_controller.go
+# isZeroDowntimeUpgradeEnabled): a changed cluster spec would never be applied.
 INCREMENTAL_UPGRADE_GATE = "RayServiceIncrementalUpgrade"
 INCREMENTAL_UPGRADE_GATE_ON_SINCE = (1, 7, 0)
 

@@ -246,9 +246,9 @@ class RayService(pulumi.ComponentResource):
                 "annotations": {
                     # Several expressions are a JSON list: every one must hold.
                     "pulumi.com/waitFor": json.dumps(WAIT_FOR),
+                    # No patchForce, unlike RayCluster: Ray's autoscaler patches the RayCluster KubeRay
+                    # made, never this object, and the operator writes only its finalizer and status here.
                     "pulumi.com/timeoutSeconds": str(timeout),
-                    # Ray's autoscaler patches the cluster's workerGroupSpecs replicas, as on a RayCluster (ray_cluster.py).
-                    "pulumi.com/patchForce": "true",
                 },
             },
             spec=spec,

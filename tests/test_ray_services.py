@@ -112,7 +112,7 @@ def test_a_service_ray_or_kuberay_would_refuse_is_one_error_naming_its_key(chang
 
 def test_incremental_upgrades_need_the_operators_gate():
     """KubeRay 1.7 runs with RayServiceIncrementalUpgrade on; turned off (or an operator whose release
-    has it off), the strategy would silently be NewCluster: refused, naming the gate."""
+    has it off), KubeRay would take the strategy for no upgrade at all: refused, naming the gate."""
     incremental = {"upgradeStrategy": "NewClusterWithIncrementalUpgrade", "clusterUpgradeOptions": {"gatewayClassName": "istio"}}
     settings = parse_settings(eks_with(**incremental), SOURCE)
     assert settings.ray_services[0].upgrade_strategy == "NewClusterWithIncrementalUpgrade"
