@@ -134,6 +134,7 @@ SECTIONS = [
     ("gke", ("rayClusters", 1, "workerGroups", 0), None),
     ("eks", ("rayJobs", 0), None),
     ("gke", ("rayJobs", 0), None),
+    ("eks", ("rayServices", 0), None),
     ("eks", ("rayClusters", 0, "gcsFaultTolerance"), {"backend": "rocksdb", "storage": {"size": "10Gi"}}),
     ("eks", ("rayClusters", 0, "gcsFaultTolerance"), {"backend": "redis", "redis": {"address": "redis:6379"}}),
 ]
@@ -232,7 +233,9 @@ def test_the_sweep_covers_every_bounded_setting():
                      (("rayClusters", 0, "workerGroups", 1), "idleTimeoutSeconds"),
                      (("rayClusters", 0, "gcsFaultTolerance"), "storage.deletionPolicy"),
                      (("rayClusters", 0, "gcsFaultTolerance"), "backend"),
-                     (("rayJobs", 0), "submissionMode"), (("rayJobs", 0), "backoffLimit")]:
+                     (("rayJobs", 0), "submissionMode"), (("rayJobs", 0), "backoffLimit"),
+                     (("rayServices", 0), "upgradeStrategy"), (("rayServices", 0), "rayClusterDeletionDelaySeconds"),
+                     (("rayServices", 0), "readyTimeoutSeconds")]:
         assert expected in swept
 
 
