@@ -46,6 +46,7 @@ GREETING_PROGRAM = program_text("""
     pulumi.export("path", note.path)
     pulumi.export("sha256", note.sha256)
     pulumi.export("token", config.require_secret("token"))
+    pulumi.export("python", sys.executable)
 """)
 
 FAILING_PROGRAM = program_text("""
@@ -94,8 +95,9 @@ def python_project(folder: Path, name: str, program: str) -> Path:
           name: python
           options:
             toolchain: pip
-            virtualenv: {ROOT / 'venv'}
+            virtualenv: venv
         """))
+    (folder / "venv").symlink_to(ROOT / "venv")  # the project's virtualenv, as the README's install makes it
     (folder / "__main__.py").write_text(program)
     return folder
 
@@ -134,7 +136,7 @@ def test_stack_outputs_keep_the_secret_masked(pulumi, greeting_stack):
     project, note, _ = greeting_stack
     shown = outputs(pulumi, project)
     assert shown == {"greeting": "hello", "path": str(note), "sha256": hashlib.sha256(b"hello").hexdigest(),
-                     "token": "[secret]"}
+                     "token": "[secret]", "python": str(project / "venv" / "bin" / "python")}  # its own virtualenv
     assert outputs(pulumi, project, "--show-secrets")["token"] == SECRET
 
 
