@@ -1,8 +1,8 @@
 """The real Pulumi CLI runs Python programs and raykube's component package through the Python
 language host in tools/pulumi-plugins (a stand-in: the Go module proxy does not serve the CLI's
-own, see docs/testing.md): a program's config, dynamic resources, outputs and secrets, no-change
-previews, diffs, destroys and failures; and the schema `pulumi package get-schema` reads from
-components/ as a Python plugin.
+own, see docs/testing.md): a program's virtualenv, config, dynamic resources, outputs and secrets,
+no-change previews, diffs, destroys and failures; the schema `pulumi package get-schema` reads from
+components/ as a Python plugin; and the YAML consumer example using that package.
 
 Each command runs the CLI built by `tools/build-go` against a file backend in a temporary folder.
 """
