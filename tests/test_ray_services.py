@@ -405,3 +405,39 @@ def test_the_control_plane_serves_raycronjobs(control_plane):
     crd = control_plane.dynamic().resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition").get(name="raycronjobs.ray.io")
     conditions = {item["type"]: item["status"] for item in crd.to_dict()["status"]["conditions"]}
     assert conditions.get("Established") == "True"
+
+
+# --- under the real operator (the tests' build, a stand-in for 1.7.0) --------------------------
+
+def test_the_operator_takes_the_rayservice_and_brings_up_its_cluster_of_serving_pods(simulated_cluster):
+    """KubeRay's own validation accepts the RayService the eks stack renders and creates its RayCluster,
+    whose head and workers run with the serve port and the label port 8000's policy selects. Ready needs Ray
+    Serve answering on that head, which kwok's pods do not run: `pulumi up`'s wait ends naming the RayService."""
+    from tests.helpers.program import fresh
+    from tests.helpers.pulumi_up import AwaitTimeout, pulumi_destroy, pulumi_up
+
+    sim = simulated_cluster
+    config = fresh("eks", services=True)
+    config.pop("raykube:rayJobs")  # only the service matters here
+    namespace = config["raykube:rayServices"][0]["namespace"]
+    run = run_program(config, "eks")
+    try:
+        with pytest.raises(AwaitTimeout) as waited:
+            pulumi_up(sim, run, timeout=45)
+        assert f"RayService {namespace}/wine" in str(waited.value)
+        service = sim.dynamic.resources.get(api_version="ray.io/v1", kind="RayService").get(name="wine", namespace=namespace).to_dict()
+        reasons = {condition["type"]: condition["reason"] for condition in service["status"].get("conditions") or []}
+        assert "ValidationFailed" not in reasons.values(), service["status"]
+        clusters = sim.dynamic.resources.get(api_version="ray.io/v1", kind="RayCluster").get(namespace=namespace).to_dict()["items"]
+        (cluster,) = [item for item in clusters if item["metadata"]["name"].startswith("wine-")]
+        name = cluster["metadata"]["name"]
+        assert service["status"]["pendingServiceStatus"]["rayClusterName"] == name
+        pods = sim.running(namespace, f"ray.io/cluster={name}")
+        assert {pod.metadata.labels["ray.io/node-type"] for pod in pods} == {"head", "worker"}
+        for pod in pods:
+            assert pod.metadata.labels.get("raykube.io/ray-serve") == "true"
+            ports = {port.name: port.container_port for port in pod.spec.containers[0].ports or ()}
+            assert ports.get("serve") == SERVE_PORT
+            assert pod.spec.security_context.run_as_non_root is True
+    finally:
+        pulumi_destroy(sim, run)
