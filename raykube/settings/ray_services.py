@@ -419,6 +419,12 @@ class ServeIngress(DashboardIngress):
         # is stripped for ingress-nginx classes, and reaches Serve as is with other controllers.
         return self
 
+    @model_validator(mode="after")
+    def _tls_hosts(self) -> "ServeIngress":
+        if self.tls is not None and not self.tls.hosts and not self.host:
+            raise ValueError("__tls.hosts__ name the hosts the certificate covers (or set serveIngress.host)")
+        return self
+
 
 class RayServiceSettings(Model):
     """One RayService: Ray Serve applications on a cluster of their own, upgraded without dropping traffic."""
