@@ -9,6 +9,7 @@ from components import defaults
 from raykube.component_docs import package_schema
 from raykube.settings import AutoscalerOptions, HeadGroup, HpaSettings, RayClusterSettings, ScaleUpPolicy, WorkerGroup
 from raykube.settings.cluster import AutoscalingSettings
+from raykube.settings.ray_services import ClusterUpgradeOptions, RayServiceSettings
 
 # (settings model, field, component type token, property, the default)
 SHARED = [
@@ -24,6 +25,11 @@ SHARED = [
     (HpaSettings, "target_cpu_utilization_percent", "RayWorkerPool", "targetCpuUtilizationPercent", defaults.HPA_TARGET_CPU_PERCENT),
     (AutoscalingSettings, "scale_down_stabilization_seconds", "RayWorkerPool", "scaleDownStabilizationSeconds", defaults.HPA_SCALE_DOWN_STABILIZATION_SECONDS),
     (ScaleUpPolicy, "pods", "ScaleUpArgs", "pods", defaults.HPA_SCALE_UP_PODS),
+    (RayServiceSettings, "upgrade_strategy", "RayService", "upgradeStrategy", defaults.SERVICE_UPGRADE_STRATEGY),
+    (RayServiceSettings, "ready_timeout_seconds", "RayService", "readyTimeoutSeconds", defaults.READY_TIMEOUT_SECONDS),
+    (ClusterUpgradeOptions, "step_size_percent", "ClusterUpgradeOptionsArgs", "stepSizePercent", defaults.INCREMENTAL_STEP_SIZE_PERCENT),
+    (ClusterUpgradeOptions, "interval_seconds", "ClusterUpgradeOptionsArgs", "intervalSeconds", defaults.INCREMENTAL_INTERVAL_SECONDS),
+    (ClusterUpgradeOptions, "max_surge_percent", "ClusterUpgradeOptionsArgs", "maxSurgePercent", defaults.INCREMENTAL_MAX_SURGE_PERCENT),
 ]
 
 
