@@ -12,10 +12,12 @@ import pytest
 from components.dashboard_ingress import DashboardIngressArgs
 from components.kuberay_operator import OperatorImageArgs
 from components.ray_cluster import AutoscalerArgs, GcsFaultToleranceArgs, GcsStorageArgs, HeadGroupArgs, RedisArgs, WorkerGroupArgs
+from components.ray_service import ClusterUpgradeOptionsArgs
 from components.ray_worker_pool import ScaleUpArgs, WorkerPoolGroupArgs
 from raykube.composition import CONSUMED_BY_THE_PROGRAM, POOL_GROUP_CONSUMED
 from raykube.settings import (AutoscalerOptions, DashboardIngress, GcsFaultTolerance, GcsStorage, HeadGroup, OperatorImage,
                               RedisSettings, ScaleUpPolicy, WorkerGroup)
+from raykube.settings.ray_services import ClusterUpgradeOptions, ServeIngress
 from tests.helpers.program import run_program, stack_file_config
 
 # (settings model, the component Args it is handed as, fields the program consumes itself)
@@ -30,6 +32,8 @@ HANDED_WHOLE = [
     (DashboardIngress, DashboardIngressArgs, set()),
     (OperatorImage, OperatorImageArgs, set()),
     (ScaleUpPolicy, ScaleUpArgs, set()),
+    (ServeIngress, DashboardIngressArgs, set()),
+    (ClusterUpgradeOptions, ClusterUpgradeOptionsArgs, set()),
 ]
 
 
