@@ -281,6 +281,27 @@ def test_the_serve_ingress_routes_to_the_serve_service():
     assert ingress["spec"]["rules"][0]["host"] == "models.example.com"
 
 
+def test_the_active_cluster_output_is_read_from_the_rayservices_status():
+    """pulumi-kubernetes returns the live object, status included, once the wait is over: the component
+    reads the serving cluster's name from status.activeServiceStatus (here a provider answer standing in)."""
+    from raykube.composition import build
+    from raykube.offline import OfflineMocks, RecordingMonitor, run_offline
+    from raykube.settings import load_settings
+    from raykube.stack_file import stack_config_values
+
+    class LiveStatus(OfflineMocks):
+        def new_resource(self, args):
+            name, state = super().new_resource(args)
+            if args.typ == RAYSERVICE:
+                state["status"] = {"activeServiceStatus": {"rayClusterName": "wine-k7x2q"}, "serviceStatus": "Running"}
+            return name, state
+
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    config = stack_config_values(stack_file_config("eks"), project.get("config", {}), "raykube")
+    result = run_offline(lambda: build(load_settings()).as_tuple(), config, "eks", monitor=RecordingMonitor(LiveStatus()))
+    assert result.outputs["rayServices"]["ray/wine"]["activeClusterName"] == "wine-k7x2q"
+
+
 # --- names --------------------------------------------------------------------------------------
 
 def test_a_service_named_like_a_cluster_is_refused_naming_both():
