@@ -93,6 +93,14 @@ def _describe(tp: Any) -> str:
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+def _whole(value: Any) -> bool:
+    """An int, or a float with no fraction: every consumer but Python's (YAML, TypeScript, Go, C#)
+    sends its numbers to the component package as floats, so a YAML `minReplicas: 0` arrives as 0.0."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
 def _fits(value: Any, tp: Any) -> bool:
     """Whether a plain value has the type `tp` (containers by their shape, their items by _check_value)."""
     if tp is Any or isinstance(value, (pulumi.Output, collections.abc.Awaitable)):
@@ -105,7 +113,7 @@ def _fits(value: Any, tp: Any) -> bool:
     if tp is bool:
         return isinstance(value, bool)
     if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return _whole(value)
     if tp is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(tp, type):
@@ -113,10 +121,12 @@ def _fits(value: Any, tp: Any) -> bool:
     return True
 
 
-def _check_value(component: str, field: str, name: str, tp: Any, value: Any) -> None:
-    """ComponentArgsError unless `value` has one of `tp`'s plain types, items included, and an int is in its range."""
+def _check_value(component: str, field: str, name: str, tp: Any, value: Any) -> Any:
+    """ComponentArgsError unless `value` has one of `tp`'s plain types, items included, and an int is in its range.
+    Returns the value with every whole-number float an int field holds made an int (in place in lists),
+    so the builders, the renders and the API see 3, never 3.0."""
     if value is None or isinstance(value, (pulumi.Output, collections.abc.Awaitable)):
-        return  # None: the default; Outputs: checked once known, by the builders
+        return value  # None: the default; Outputs: checked once known, by the builders
     types = _plain_types(tp)
     matching = [candidate for candidate in types if _fits(value, candidate)]
     if not matching:
@@ -124,17 +134,23 @@ def _check_value(component: str, field: str, name: str, tp: Any, value: Any) -> 
         raise ComponentArgsError(component, field, f"must be {expected}, not {type(value).__name__} {value!r}")
     chosen = matching[0]
     if chosen is int:
+        value = int(value)
         low, high = RANGES.get(name, (0, INT32_MAX))
         if not low <= value <= high:
             raise ComponentArgsError(component, field, f"must be between {low} and {high}, got {value}")
     origin, arguments = typing.get_origin(chosen), typing.get_args(chosen)
     if origin in (list, tuple, collections.abc.Sequence) and arguments and not typing.is_typeddict(arguments[0]):
         for index, item in enumerate(value):
-            _check_value(component, f"{field}[{index}]", name, arguments[0], item)
+            checked = _check_value(component, f"{field}[{index}]", name, arguments[0], item)
+            if checked is not item and isinstance(value, collections.abc.MutableSequence):
+                value[index] = checked
     elif origin in (dict, collections.abc.Mapping) and len(arguments) == 2:
         for key, item in value.items():
             _check_value(component, f"{field}.{key}", name, arguments[0], key)
-            _check_value(component, f"{field}.{key}", name, arguments[1], item)
+            checked = _check_value(component, f"{field}.{key}", name, arguments[1], item)
+            if checked is not item and isinstance(value, collections.abc.MutableMapping):
+                value[key] = checked
+    return value
 
 
 def _unknown(component: str, where: str, key: str, known: list[str]) -> ComponentArgsError:
@@ -146,7 +162,9 @@ def _unknown(component: str, where: str, key: str, known: list[str]) -> Componen
 def check_args(component: str, args_type: type, args: Any, where: str = "") -> None:
     """Raise ComponentArgsError for a key `args_type` does not declare, a value of another type
     or out of its range, or a required key missing, at any depth of plain values. `component`
-    names the instance, e.g. "RayCluster 'ray'"."""
+    names the instance, e.g. "RayCluster 'ray'". A whole-number float given for an int field
+    (how every non-Python consumer sends numbers) is accepted and made an int in `args` itself
+    (its dicts and lists), before the builders read it; 1.5 is refused."""
     if isinstance(args, pulumi.Output) or args is None:
         return
     if not isinstance(args, Mapping):
@@ -156,8 +174,10 @@ def check_args(component: str, args_type: type, args: Any, where: str = "") -> N
     for key in args:  # first: a misspelled required field is a typo, not a missing field
         if key not in hints:
             raise _unknown(component, where, str(key), list(hints))
-    for key, value in args.items():  # then what was given: a wrong type is never passed on to the API
-        _check_value(component, f"{where}{key}", str(key), hints[key], value)
+    for key, value in list(args.items()):  # then what was given: a wrong type is never passed on to the API
+        checked = _check_value(component, f"{where}{key}", str(key), hints[key], value)
+        if checked is not value and isinstance(args, collections.abc.MutableMapping):
+            args[key] = checked  # 3.0 from a YAML consumer becomes the 3 the builders expect
     for key in sorted(getattr(args_type, "__required_keys__", frozenset()) - set(args)):
         raise ComponentArgsError(component, f"{where}{key}", "required field missing")
     for key, value in args.items():

@@ -157,3 +157,64 @@ def test_values_the_api_refuses_stop_the_component_before_it_registers_anything(
     monitor = build_alone(found, args)
     assert monitor.error.field == field, str(monitor.error)
     assert monitor.registered == []
+
+
+# --- numbers from other languages: every consumer but Python's sends its numbers as floats ------
+
+def test_whole_number_floats_for_int_fields_are_accepted_and_made_ints_before_the_builders_read_them():
+    from components.args import check_args
+    from components.ray_cluster import RayClusterArgs
+
+    # What the component package receives from the YAML example (minReplicas: 0, maxReplicas: 6).
+    args = {**RAY_CLUSTER, "ready_timeout_seconds": 900.0,
+            "worker_groups": [{"name": "cpu", "autoscaling": "ray", "min_replicas": 0.0, "max_replicas": 6.0}]}
+    check_args("RayCluster 'analyticsRay'", RayClusterArgs, args)
+    group = args["worker_groups"][0]
+    assert (group["min_replicas"], group["max_replicas"], args["ready_timeout_seconds"]) == (0, 6, 900)
+    assert {type(group["min_replicas"]), type(group["max_replicas"]), type(args["ready_timeout_seconds"])} == {int}
+
+
+def test_a_ray_cluster_given_whole_number_floats_registers_its_groups_with_those_counts():
+    from components.ray_cluster import RayCluster
+
+    monitor = RecordingMonitor(OfflineMocks())
+
+    def program():
+        RayCluster("analyticsRay", {**RAY_CLUSTER, "worker_groups": [
+            {"name": "cpu", "autoscaling": "ray", "min_replicas": 1.0, "max_replicas": 6.0}]})
+        return {}, {}
+
+    run_offline(program, {}, "consumer", project="consumer", monitor=monitor)
+    (cluster,) = [r for r in monitor.registered if r.type == "kubernetes:ray.io/v1:RayCluster"]
+    (group,) = cluster.inputs["spec"]["workerGroupSpecs"]
+    assert (group["minReplicas"], group["maxReplicas"]) == (1, 6)
+
+
+@pytest.mark.parametrize("field, group", [
+    ("worker_groups[0].min_replicas", {"name": "cpu", "min_replicas": 1.5, "max_replicas": 6}),
+    ("worker_groups[0].max_replicas", {"name": "cpu", "min_replicas": 0, "max_replicas": 6.25}),
+])
+def test_a_fractional_number_for_an_int_field_is_still_refused_by_name(field, group):
+    from components.ray_cluster import RayCluster
+
+    monitor = build_alone(RayCluster, {**RAY_CLUSTER, "worker_groups": [group]})
+    value = group[field.rsplit(".", 1)[1]]
+    assert str(monitor.error) == f"RayCluster 'consumer': {field}: must be a whole number, not float {value}"
+    assert monitor.registered == []
+
+
+def test_the_component_package_reports_bad_arguments_as_the_consumers_input_error_without_a_traceback():
+    """Pulumi's ComponentProvider would wrap the error into `Unexpected <class 'Exception'>` and the
+    provider's traceback; the package's provider hands it back as an InputPropertiesError (the
+    engine shows its message alone). Nothing reaches the engine: the check runs before registering."""
+    from pulumi.errors import InputPropertiesError
+
+    from components.package_provider import PackageProvider
+
+    provider = PackageProvider(COMPONENTS, "raykube", None, "0.0.0")
+    inputs = {"namespace": "analytics", "rayVersion": "2.60.0", "image": "rayproject/ray:2.60.0-py311",
+              "workerGroups": [{"name": "cpu", "minReplicas": 1.5, "maxReplicas": 6.0}]}  # as the YAML host sends them
+    with pytest.raises(InputPropertiesError) as caught:
+        provider.construct("analyticsRay", "raykube:index:RayCluster", inputs)
+    assert caught.value.message == "RayCluster 'analyticsRay': worker_groups[0].min_replicas: must be a whole number, not float 1.5"
+    assert caught.value.__suppress_context__ and caught.value.__cause__ is None  # no chained traceback
