@@ -27,5 +27,8 @@ class PackageProvider(ComponentProvider):
             return super().construct(name, resource_type, inputs, options)
         except ComponentInitError as error:
             if isinstance(error.inner, ComponentArgsError):
-                raise InputPropertiesError(str(error.inner)) from None
+                # errors=[], not None: the SDK's server builds the gRPC status's trailing metadata only
+                # from a list (None fails there with an AttributeError); an empty one adds no
+                # per-property lines, so the engine shows this message alone.
+                raise InputPropertiesError(str(error.inner), []) from None
             raise

@@ -217,4 +217,5 @@ def test_the_component_package_reports_bad_arguments_as_the_consumers_input_erro
     with pytest.raises(InputPropertiesError) as caught:
         provider.construct("analyticsRay", "raykube:index:RayCluster", inputs)
     assert caught.value.message == "RayCluster 'analyticsRay': worker_groups[0].min_replicas: must be a whole number, not float 1.5"
+    assert caught.value.errors == []  # a list: the SDK's server fails on None (tests/test_language_host.py runs it)
     assert caught.value.__suppress_context__ and caught.value.__cause__ is None  # no chained traceback

@@ -2,7 +2,8 @@
 language host in tools/pulumi-plugins (a stand-in: the Go module proxy does not serve the CLI's
 own, see docs/testing.md): a program's virtualenv, config, dynamic resources, outputs and secrets,
 no-change previews, diffs, destroys and failures; the schema `pulumi package get-schema` reads from
-components/ as a Python plugin; and the YAML consumer example using that package.
+components/ as a Python plugin; and the YAML consumer example using that package (its children, its whole
+numbers, and a fraction given for a count refused in one line naming the component and field).
 
 Each command runs the CLI built by `tools/build-go` against a file backend in a temporary folder.
 """
@@ -217,10 +218,6 @@ def descendants(steps: list[dict], urn: str) -> list[dict]:
     return [step for step in steps if under(step["urn"])]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "components/args.py refuses a whole number sent as a float for an int field (RayCluster 'analyticsRay': "
-    "worker_groups[0].min_replicas: must be a whole number, not float 0.0), and every consumer but Python's sends "
-    "numbers to the component provider as floats; remove this mark with the fix"))
 def test_the_yaml_example_previews_raykube_components_with_their_children(pulumi, tmp_path):
     for program, what in (("pulumi-language-yaml", "Pulumi's YAML language host"),
                           ("pulumi-resource-kubernetes", "the Kubernetes provider")):
@@ -244,4 +241,25 @@ def test_the_yaml_example_previews_raykube_components_with_their_children(pulumi
     assert children_of("kuberay", "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
     assert example["analyticsRay"]["properties"]["clusterName"] in children_of("analyticsRay", "kubernetes:ray.io/v1:RayCluster")
     assert children_of("kuberayAnalytics", "kubernetes:apps/v1:Deployment")
+    # The example's whole numbers reach the RayCluster as the numbers it wrote (YAML sends them as floats).
+    (cluster,) = [step["newState"]["inputs"] for step in descendants(steps, by_name["analyticsRay"]["urn"])
+                  if step["newState"]["type"] == "kubernetes:ray.io/v1:RayCluster"]
+    (group,) = cluster["spec"]["workerGroupSpecs"]
+    written = example["analyticsRay"]["properties"]["workerGroups"][0]
+    assert (group["minReplicas"], group["maxReplicas"]) == (written["minReplicas"], written["maxReplicas"])
     assert not (tmp_path / "rendered").exists()  # a preview renders nothing
+
+
+def test_a_yaml_program_giving_a_component_a_fraction_for_a_count_fails_with_one_line_naming_it(pulumi, tmp_path):
+    require_built(PULUMI.parent / "pulumi-language-yaml", "Pulumi's YAML language host", executable=True)
+    project = yaml_example_rendered(tmp_path / "consumer-yaml", tmp_path / "rendered")
+    program = yaml.safe_load((project / "Pulumi.yaml").read_text())
+    program["resources"]["analyticsRay"]["properties"]["workerGroups"][0]["minReplicas"] = 1.5
+    (project / "Pulumi.yaml").write_text(yaml.safe_dump(program, sort_keys=False))
+    pulumi("stack", "init", "fraction", cwd=project)  # the module's backend has the example's "dev" already
+    failed = pulumi("preview", "--stack", "fraction", cwd=project, check=False)
+    shown = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    message = "RayCluster 'analyticsRay': worker_groups[0].min_replicas: must be a whole number, not float 1.5"
+    assert shown.partition("Diagnostics:")[2].count(message) == 1, shown
+    assert "Traceback" not in shown and "Unexpected" not in shown, shown
