@@ -22,6 +22,7 @@ def settings_with_code(code: str):
     """The EKS stack (its RayJob uploads `code`) with another `code`, as `pulumi up` would validate it."""
     config = copy.deepcopy(stack_file_config("eks"))
     config["raykube:rayJobs"][0]["code"] = code
+    config.pop("raykube:rayServices", None)  # its code is a folder of this project, not of the test's
     return parse_settings(config_values(stack_config_values(config, PROJECT_CONFIG)), "stacks/Pulumi.eks.yaml")
 
 

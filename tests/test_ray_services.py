@@ -247,7 +247,9 @@ def test_the_eks_rayservice_passes_the_crd_and_carries_the_stacks_serve_config(s
         "name": "wine",
         "import_path": "serve_app:app",
         "route_prefix": "/wine",
-        "runtime_env": {"pip": job_pip, "working_dir": f"s3://{upload.inputs['bucket']}/{upload.inputs['key']}"},
+        # The job's packages, the job's data (serve_app.py trains the job's model from it), the uploaded code.
+        "runtime_env": {"pip": job_pip, "env_vars": {"WINE_BUCKET": EKS["awsAccess"]["bucket"]},
+                        "working_dir": f"s3://{upload.inputs['bucket']}/{upload.inputs['key']}"},
         "deployments": [{"name": "WineModel", "autoscaling_config": {"min_replicas": 1, "max_replicas": 4}}],
     }]}
     assert isinstance(spec["serveConfigV2"], str) and stack_service["code"] == "examples/wine_shap"
