@@ -119,7 +119,7 @@ def test_the_rendered_serve_application_answers_the_jobs_prediction_and_kernel_s
     try:
         serve.put(config)
         try:
-            serve.wait_running([application["name"]], timeout=120)
+            serve.wait(application["name"], "RUNNING", timeout=120)
         except AssertionError as error:
             raise AssertionError(f"{error}\n{serve_logs(ray_head)}") from None
         # The head's Serve proxy, on port 8000 as the RayService's <name>-serve-svc targets it
@@ -151,6 +151,13 @@ def test_the_rendered_serve_application_answers_the_jobs_prediction_and_kernel_s
 
         status, text = http("POST", endpoint, {"features": dict(zip(names[1:], rows[0][1:].tolist()))})
         assert status == 400 and names[0] in json.loads(text)["error"]
+
+        # The same config without the bucket: Serve reports the replica's error, naming the variable.
+        del runtime_env["env_vars"]["WINE_BUCKET"]
+        serve.put(config)
+        failed = serve.wait(application["name"], "DEPLOY_FAILED", timeout=60)
+        (deployment,) = failed["deployments"].values()  # what the RayService's status shows per deployment
+        assert "WINE_BUCKET is not set" in deployment["message"], deployment["message"]
     finally:
         serve.shutdown()
         try:

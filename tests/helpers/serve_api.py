@@ -101,17 +101,17 @@ class ServeApi:
         assert status == 200, f"GET {APPLICATIONS}: {status} {text}"
         return json.loads(text).get("applications") or {}
 
-    def wait_running(self, names: list[str], timeout: float) -> dict:
-        """Every named application RUNNING; fails at once with Serve's message if one fails to deploy."""
+    def wait(self, name: str, status: str, timeout: float) -> dict:
+        """The application once Serve reports `status` (RUNNING, DEPLOY_FAILED, ...) for it; waiting
+        for RUNNING fails at once, with Serve's message, if the deployment fails."""
         deadline = time.monotonic() + timeout
         while True:
-            applications = self.applications()
-            statuses = {name: (applications.get(name) or {}).get("status") for name in names}
-            failed = {name: applications[name].get("message") for name, status in statuses.items() if status == "DEPLOY_FAILED"}
-            assert not failed, f"Serve could not deploy: {failed}"
-            if all(status == "RUNNING" for status in statuses.values()):
-                return applications
-            assert time.monotonic() < deadline, f"not RUNNING after {timeout} s: {json.dumps(progress(applications), indent=1)}"
+            application = self.applications().get(name) or {}
+            if application.get("status") == status:
+                return application
+            assert status != "RUNNING" or application.get("status") != "DEPLOY_FAILED", \
+                f"Serve could not deploy {name}: {application.get('message')}"
+            assert time.monotonic() < deadline, f"{name} not {status} after {timeout} s: {json.dumps(progress({name: application}), indent=1)}"
             time.sleep(1)
 
     def shutdown(self, timeout: float = 60) -> None:
