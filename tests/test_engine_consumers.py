@@ -20,6 +20,7 @@ harness's keeps metrics.k8s.io.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from pathlib import Path
@@ -74,6 +75,16 @@ def crds(sim) -> set[str]:
     return names & CRD_NAMES
 
 
+@contextlib.contextmanager
+def cleaned_up(sim, engine: Engine, project: Project):
+    """Whatever fails in the block, the next test finds no `analytics` namespace (and no state left)."""
+    try:
+        yield
+    finally:
+        engine.destroy(project, STACK, check=False)  # nothing to do after the test's own destroy
+        sim.delete_namespace(NAMESPACE)
+
+
 def up_ready(sim, engine: Engine, project: Project) -> dict:
     """`pulumi up`: the RayCluster is ready when it returns and the addresses it outputs are real. The outputs."""
     assert not namespace_exists(sim), f"namespace {NAMESPACE} is left from before"
@@ -108,13 +119,14 @@ def test_the_python_consumer_example_brings_up_a_ready_ray_cluster_and_destroys_
         "analytics:kuberayChart": {"path": str(upstream_path("charts/kuberay-operator"))},
         "analytics:imageRegistry": MIRROR,
     }}))
-    outputs = up_ready(sim, engine, project)
-    # The project's own app points at the cluster raykube added.
-    assert sim.core.read_namespaced_config_map("analytics-settings", NAMESPACE).data["RAY_JOBS_API"] == outputs["jobsApi"]
-    operator = live(sim, "Deployment", "apps/v1", "kuberay-operator")["spec"]["template"]["spec"]["containers"][0]["image"]
-    head = live(sim, "RayCluster", "ray.io/v1", CLUSTER)["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"]
-    assert operator.startswith(f"{MIRROR}/") and head.startswith(f"{MIRROR}/"), (operator, head)
-    destroyed(sim, engine, project)
+    with cleaned_up(sim, engine, project):
+        outputs = up_ready(sim, engine, project)
+        # The project's own app points at the cluster raykube added.
+        assert sim.core.read_namespaced_config_map("analytics-settings", NAMESPACE).data["RAY_JOBS_API"] == outputs["jobsApi"]
+        operator = live(sim, "Deployment", "apps/v1", "kuberay-operator")["spec"]["template"]["spec"]["containers"][0]["image"]
+        head = live(sim, "RayCluster", "ray.io/v1", CLUSTER)["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"]
+        assert operator.startswith(f"{MIRROR}/") and head.startswith(f"{MIRROR}/"), (operator, head)
+        destroyed(sim, engine, project)
 
 
 def yaml_variant(project: Project) -> None:
@@ -133,12 +145,13 @@ def test_the_yaml_consumer_example_brings_up_a_ready_ray_cluster_through_the_com
     project = example_project(engine, ROOT / "examples" / "consumer-yaml", "consumer-yaml")
     yaml_variant(project)
     written = yaml.safe_load((ROOT / "examples" / "consumer-yaml" / "Pulumi.yaml").read_text())["resources"]["analyticsRay"]["properties"]
-    outputs = up_ready(sim, engine, project)
-    spec = live(sim, "RayCluster", "ray.io/v1", CLUSTER)["spec"]
-    group = written["workerGroups"][0]  # YAML sends these as floats: the cluster has the counts written
-    assert (spec["workerGroupSpecs"][0]["minReplicas"], spec["workerGroupSpecs"][0]["maxReplicas"]) == (group["minReplicas"], group["maxReplicas"])
-    assert spec.get("authOptions") == {"mode": written["authMode"]}
-    # authTokenCommand names the Secret holding the token (the command, never the token).
-    secret = re.search(r"get secret (\S+)", outputs["authTokenCommand"]).group(1)
-    sim.core.read_namespaced_secret(secret, NAMESPACE)
-    destroyed(sim, engine, project)
+    with cleaned_up(sim, engine, project):
+        outputs = up_ready(sim, engine, project)
+        spec = live(sim, "RayCluster", "ray.io/v1", CLUSTER)["spec"]
+        group = written["workerGroups"][0]  # YAML sends these as floats: the cluster has the counts written
+        assert (spec["workerGroupSpecs"][0]["minReplicas"], spec["workerGroupSpecs"][0]["maxReplicas"]) == (group["minReplicas"], group["maxReplicas"])
+        assert spec.get("authOptions") == {"mode": written["authMode"]}
+        # authTokenCommand names the Secret holding the token (the command, never the token).
+        secret = re.search(r"get secret (\S+)", outputs["authTokenCommand"]).group(1)
+        sim.core.read_namespaced_secret(secret, NAMESPACE)
+        destroyed(sim, engine, project)
