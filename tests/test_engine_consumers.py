@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers.engine import ROOT, Engine, OperatorPods, Project
+from tests.helpers.engine import ROOT, Engine, EngineError, OperatorPods, Project
 from tests.helpers.envtest import wait_for
 from tests.helpers.upstream import upstream_path
 
@@ -81,7 +81,12 @@ def cleaned_up(sim, engine: Engine, project: Project):
     try:
         yield
     finally:
-        engine.destroy(project, STACK, check=False)  # nothing to do after the test's own destroy
+        try:
+            left = engine.state(project, STACK)
+        except EngineError:  # no stack: `stack init` never ran
+            left = []
+        if left:  # the test failed before its own destroy
+            engine.destroy(project, STACK, check=False)
         sim.delete_namespace(NAMESPACE)
 
 
