@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+import threading
 import time
 import zipfile
 from importlib import metadata
@@ -205,6 +206,7 @@ def test_a_serve_config_change_is_applied_in_place_on_the_same_cluster(served):
     sim, namespace = served.sim, served.namespace
     before = live_service(sim, namespace)["status"]["activeServiceStatus"]["rayClusterName"]
     assert cluster_names(sim, namespace) == {before}
+    assert served.serve.applications()["wine"]["deployed_app_config"]["deployments"][0]["autoscaling_config"]["max_replicas"] == 4
 
     def fewer_replicas(service):
         service["serveConfig"]["applications"][0]["deployments"][0]["autoscaling"]["maxReplicas"] = 3
@@ -224,12 +226,42 @@ def test_a_serve_config_change_is_applied_in_place_on_the_same_cluster(served):
     assert served.serve.applications()["wine"]["status"] == "RUNNING"
 
 
-def test_a_cluster_change_moves_traffic_to_a_new_cluster_without_a_failed_request(served):
-    """(c) The head's environment changes: the operator brings up a pending RayCluster, moves the serve
-    Service to it once its Serve answers, and deletes the old one after rayClusterDeletionDelaySeconds;
-    a client sending requests to the serve Service's ready endpoints the whole time sees none fail.
-    (Both clusters' pods lead to the one real head: this shows the Service is never left without a
-    ready backend and moves only to a cluster whose Serve answered, not two Ray clusters swapping.)"""
+class NewClusterHeldBack:
+    """While held, the pods of every RayCluster but `old` do not answer (their Ray is not up yet): the
+    operator must keep the serve Service on `old`. Records what the RayService and the Service said meanwhile."""
+
+    def __init__(self, served, old: str, seconds: float):
+        self.served, self.old, self.seconds = served, old, seconds
+        self.seen: list[tuple[str, str, str]] = []  # (active cluster, pending cluster, serve Service's cluster)
+        self.refused: set[str] = set()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        sim, namespace = self.served.sim, self.served.namespace
+        deadline, cap = None, time.monotonic() + 120
+        while (deadline is None or time.monotonic() < deadline) and time.monotonic() < cap:
+            pods = [pod for pod in sim.pods(namespace, "ray.io/cluster") if pod.metadata.labels["ray.io/cluster"].startswith("wine-")
+                    and pod.metadata.labels["ray.io/cluster"] != self.old]
+            self.refused |= {pod.status.pod_ip for pod in pods if pod.status.pod_ip}
+            self.served.reach.refuse(*self.refused)
+            if deadline is None and any(pod.metadata.labels.get("ray.io/node-type") == "head" and pod.status.pod_ip for pod in pods):
+                deadline = time.monotonic() + self.seconds  # from when the new head could have answered
+            status = live_service(sim, namespace)["status"]
+            selector = sim.core.read_namespaced_service("wine-serve-svc", namespace).spec.selector or {}
+            self.seen.append(((status.get("activeServiceStatus") or {}).get("rayClusterName", ""),
+                              (status.get("pendingServiceStatus") or {}).get("rayClusterName", ""), selector.get("ray.io/cluster", "")))
+            time.sleep(0.5)
+        self.served.reach.refuse()
+
+
+def test_a_cluster_change_moves_traffic_to_a_new_cluster_once_it_serves_without_a_failed_request(served):
+    """(c) The head's environment changes: the operator brings up a pending RayCluster; while that cluster's
+    Ray does not answer (held back 20 s) the serve Service stays on the old cluster; once it answers, the
+    operator deploys the Serve config there, moves the Service to it, and deletes the old cluster after
+    rayClusterDeletionDelaySeconds. A client sending requests to the serve Service's ready endpoints the
+    whole time sees none fail: had the Service moved to the new cluster while held back, they would have
+    (connections reset). Both clusters' pods lead to the one real head (module docstring): this shows the
+    operator never leaves the Service without a serving backend, not two Ray clusters swapping."""
     from tests.helpers.serve_reach import ServeTraffic
 
     sim, namespace = served.sim, served.namespace
@@ -239,9 +271,12 @@ def test_a_cluster_change_moves_traffic_to_a_new_cluster_without_a_failed_reques
     def new_head_env(service):
         service.setdefault("head", {}).setdefault("env", {})["WINE_UPGRADE"] = "2"
 
+    held = NewClusterHeldBack(served, old, seconds=20)
     with ServeTraffic(served.reach, "wine-serve-svc", "/wine", served.request) as traffic:
         time.sleep(2)
+        held.thread.start()
         served.up(new_head_env)
+        held.thread.join(timeout=60)
         service = live_service(sim, namespace)
         new = service["status"]["activeServiceStatus"]["rayClusterName"]
         assert new != old
@@ -249,11 +284,16 @@ def test_a_cluster_change_moves_traffic_to_a_new_cluster_without_a_failed_reques
         while old in cluster_names(sim, namespace) and time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(2)
+    # While the new cluster did not answer, it was pending and the Service stayed on the old one.
+    assert held.refused and any(pending == new for _, pending, _ in held.seen), held.seen
+    assert all(active == old and selected == old for active, _, selected in held.seen), held.seen
     assert cluster_names(sim, namespace) == {new}, "the old RayCluster is still there"
+    assert sim.core.read_namespaced_service("wine-serve-svc", namespace).spec.selector["ray.io/cluster"] == new
     events = sim.events(namespace, "wine")
     assert f"UpdatedServeApplications: Updated serve applications to the RayCluster {namespace}/{new}" in events, events
     new_pods = {pod.metadata.name for pod in sim.pods(namespace, f"ray.io/cluster={new}")}
-    assert traffic.failures == [], traffic.failures[:10]
+    assert traffic.failures == [], (len(traffic.answered), traffic.failures[:10])
     assert set(traffic.answered) & old_pods and set(traffic.answered) & new_pods, (
         f"the client was not served by both clusters in turn: {sorted(set(traffic.answered))}")
     assert traffic.answered[-1] in new_pods
+    print(f"{len(traffic.answered)} requests answered, {len(traffic.failures)} failed; {len(held.seen)} looks while held back")
