@@ -100,6 +100,9 @@ def served(simulated_cluster, ray_head, serve_worker, moto_server, aws, tmp_path
     from tests.helpers.serve_api import SandboxPort, ServeApi
     from tests.helpers.serve_reach import ServeReach
 
+    from tests.helpers.simulated_cluster import CONTROLLERS
+
+    assert "endpointslice-controller" in CONTROLLERS, "the operator counts the serve Service's ready endpoints in EndpointSlices"
     sim, directory = simulated_cluster, tmp_path_factory.mktemp("rayservice")
     config = fresh("eks", services=True)
     config.pop("raykube:rayJobs")
