@@ -410,9 +410,14 @@ class Cluster:
             "--kubelet-insecure-tls", "--kubelet-preferred-address-types=InternalIP", "--kubelet-use-node-status-port",
             *resolution, *flags,
         ], health="livez")
+        self.metrics_server_port = port
+        self.register_metrics_server()
+
+    def register_metrics_server(self) -> None:
+        """metrics.k8s.io served by the harness's metrics-server (again, after a stack's own chart went)."""
         from tests.helpers.envtest import server_side_apply
 
-        client = self.dynamic()
+        client, port = self.dynamic(), self.metrics_server_port
         server_side_apply(client, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "metrics-server", "namespace": "kube-system"},
                                    "spec": {"type": "ExternalName", "externalName": "localhost", "ports": [{"name": "https", "port": port}]}},
                           "tests-cluster", force=True)
@@ -421,6 +426,20 @@ class Cluster:
                                             "group": "metrics.k8s.io", "version": "v1beta1", "insecureSkipTLSVerify": True,
                                             "groupPriorityMinimum": 100, "versionPriority": 100}},
                           "tests-cluster", force=True)
+
+    def unregister_metrics_server(self) -> None:
+        """Leave metrics.k8s.io to a stack that installs metrics-server's chart (its APIService and Service
+        take those names), as on a kubeadm cluster that has none yet. The process keeps running."""
+        from kubernetes.client.rest import ApiException
+
+        client = self.dynamic()
+        for api_version, kind, name, namespace in (("apiregistration.k8s.io/v1", "APIService", "v1beta1.metrics.k8s.io", None),
+                                                   ("v1", "Service", "metrics-server", "kube-system")):
+            try:
+                client.resources.get(api_version=api_version, kind=kind).delete(name=name, namespace=namespace)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
 
     def node(self, name: str, cpu: str = "32", memory: str = "256Gi", pods: str = "110") -> None:
         """A Node kwok acts for; returns once it is Ready and its start-up taints are gone."""

@@ -50,12 +50,16 @@ NODES = (
 # Jobs (KubeRay's RayJob submitter and Redis clean-up Jobs; kwok completes
 # their Pods), the PersistentVolume binder (a head's GCS claim binds to a volume
 # before the scheduler places the head) and the PVC/PV protection that lets a
-# namespace with that claim be deleted.
+# namespace with that claim be deleted; and a Service's endpoints (the Pods it
+# selects), which pulumi-kubernetes waits for before a Service counts as created
+# and KubeRay reads to judge a RayService's serve Service; and DaemonSets (Flannel's,
+# whose rollout pulumi-kubernetes waits for).
 CONTROLLERS = (
     "deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,serviceaccount-controller,"
     "serviceaccount-token-controller,namespace-controller,garbage-collector-controller,"
     "root-ca-certificate-publisher-controller,node-lifecycle-controller,job-controller,"
-    "persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller"
+    "persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,"
+    "endpoints-controller,endpointslice-controller,daemonset-controller"
 )
 
 
