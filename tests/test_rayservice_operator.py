@@ -10,7 +10,7 @@ token) and Serve proxy health checks (GET <head pod IP>:8000/-/healthz), which r
 head serving examples/wine_shap/serve_app.py; the serve Service and its EndpointSlices.
 
 What stands in (tests/helpers/serve_reach.py, serve_network.py): the operator runs in a network of its own
-where every pod and Service IP leads to the one real Ray head, and /etc/hosts plays the cluster DNS; so
+where every live pod's and Service's IP leads to the one real Ray head, and /etc/hosts plays the cluster DNS; so
 both RayClusters of an upgrade have that one head behind them: the traffic test shows the operator never
 leaves the serve Service without a ready backend and moves it only once the new cluster answers, not that
 two Ray clusters swapped. The auth Secret the operator makes per RayCluster is given the real head's token.
@@ -236,7 +236,7 @@ class NewClusterHeldBack:
     def __init__(self, served, old: str, seconds: float):
         self.served, self.old, self.seconds = served, old, seconds
         self.seen: list[tuple[str, str, str]] = []  # (active cluster, pending cluster, serve Service's cluster)
-        self.refused: set[str] = set()
+        self.addresses: set[str] = set()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -245,8 +245,8 @@ class NewClusterHeldBack:
         while (deadline is None or time.monotonic() < deadline) and time.monotonic() < cap:
             pods = [pod for pod in sim.pods(namespace, "ray.io/cluster") if pod.metadata.labels["ray.io/cluster"].startswith("wine-")
                     and pod.metadata.labels["ray.io/cluster"] != self.old]
-            self.refused |= {pod.status.pod_ip for pod in pods if pod.status.pod_ip}
-            self.served.reach.refuse(*self.refused)
+            self.addresses |= {pod.status.pod_ip for pod in pods if pod.status.pod_ip}
+            self.served.reach.hold_back(*self.addresses)
             if deadline is None and any(pod.metadata.labels.get("ray.io/node-type") == "head" and pod.status.pod_ip for pod in pods):
                 deadline = time.monotonic() + self.seconds  # from when the new head could have answered
             status = live_service(sim, namespace)["status"]
@@ -254,7 +254,7 @@ class NewClusterHeldBack:
             self.seen.append(((status.get("activeServiceStatus") or {}).get("rayClusterName", ""),
                               (status.get("pendingServiceStatus") or {}).get("rayClusterName", ""), selector.get("ray.io/cluster", "")))
             time.sleep(0.5)
-        self.served.reach.refuse()
+        self.served.reach.hold_back()
 
 
 def test_a_cluster_change_moves_traffic_to_a_new_cluster_once_it_serves_without_a_failed_request(served):
@@ -262,8 +262,8 @@ def test_a_cluster_change_moves_traffic_to_a_new_cluster_once_it_serves_without_
     Ray does not answer (held back 20 s) the serve Service stays on the old cluster; once it answers, the
     operator deploys the Serve config there, moves the Service to it, and deletes the old cluster after
     rayClusterDeletionDelaySeconds. A client sending requests to the serve Service's ready endpoints the
-    whole time sees none fail: had the Service moved to the new cluster while held back, they would have
-    (connections reset). Both clusters' pods lead to the one real head (module docstring): this shows the
+    whole time sees none fail: had the Service moved to the new cluster while held back, or stayed on the old
+    one once its pods were deleted, they would have (connections reset). Both clusters' pods lead to the one real head (module docstring): this shows the
     operator never leaves the Service without a serving backend, not two Ray clusters swapping."""
     from tests.helpers.serve_reach import ServeTraffic
 
@@ -288,7 +288,7 @@ def test_a_cluster_change_moves_traffic_to_a_new_cluster_once_it_serves_without_
             time.sleep(0.5)
         time.sleep(2)
     # While the new cluster did not answer, it was pending and the Service stayed on the old one.
-    assert held.refused and any(pending == new for _, pending, _ in held.seen), held.seen
+    assert held.addresses and any(pending == new for _, pending, _ in held.seen), held.seen
     assert all(active == old and selected == old for active, _, selected in held.seen), held.seen
     assert cluster_names(sim, namespace) == {new}, "the old RayCluster is still there"
     assert sim.core.read_namespaced_service("wine-serve-svc", namespace).spec.selector["ray.io/cluster"] == new

@@ -7,9 +7,10 @@ namespaces: nothing of the machine's network or /etc/hosts changes). Inside:
 - /etc/hosts is a bind mount of a file the tests keep writing (the cluster DNS's answers:
   `<service>.<namespace>.svc.cluster.local`, as the operator's FetchHeadServiceURL names a head);
 - port 8265 (the dashboard's Serve API, which the operator's dashboard client calls) and port 8000
-  (the Serve proxy, whose /-/healthz the operator checks on each head pod's IP) of every such address
-  are carried to the real head in the Ray sandbox, unless the address is listed in the `refused`
-  file (a pod whose Ray does not answer: the connection is reset);
+  (the Serve proxy, whose /-/healthz the operator checks on each head pod's IP) of each address
+  listed in the `answering` file (the tests keep it: live pods' and Services' IPs, less those held
+  back) are carried to the real head in the Ray sandbox; any other address resets the connection
+  (nothing there, or a pod whose Ray is not up);
 - the apiserver's loopback port is carried out to the host's apiserver;
 - a `dial` socket connects a test's client to any address of this network (what kube-proxy does for
   a client of the serve Service).
@@ -44,7 +45,7 @@ def unix(path: str) -> socket.socket:
     return connection
 
 
-def refused(path: str, address: str) -> bool:
+def answering(path: str, address: str) -> bool:
     try:
         with open(path) as listed:
             return address in listed.read().split()
@@ -52,7 +53,7 @@ def refused(path: str, address: str) -> bool:
         return False
 
 
-def to_the_head(port: int, socket_path: str, refused_path: str) -> None:
+def to_the_head(port: int, socket_path: str, answering_path: str) -> None:
     """Any local address's `port`, to the sandbox's head through its relay (`socket_path`)."""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -60,7 +61,7 @@ def to_the_head(port: int, socket_path: str, refused_path: str) -> None:
     listener.listen(64)
     while True:
         client, _ = listener.accept()
-        if refused(refused_path, client.getsockname()[0]):
+        if not answering(answering_path, client.getsockname()[0]):
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             client.close()  # RST: nothing listens there
             continue
@@ -126,7 +127,7 @@ def main(settings_path: str) -> int:
         subprocess.run(["ip", "route", "add", "local", cidr, "dev", "lo"], check=True)
     subprocess.run(["mount", "--bind", settings["hosts"], "/etc/hosts"], check=True)
     daemons = [(to_the_host, (settings["apiserver_port"], settings["apiserver_socket"])), (dialer, (settings["dial_socket"],))]
-    daemons += [(to_the_head, (int(port), path, settings["refused"])) for port, path in settings["head_sockets"].items()]
+    daemons += [(to_the_head, (int(port), path, settings["answering"])) for port, path in settings["head_sockets"].items()]
     for target, args in daemons:
         threading.Thread(target=target, args=args, daemon=True).start()
     operator = subprocess.Popen(settings["argv"], env={**os.environ, **settings["env"]})

@@ -62,8 +62,9 @@ class ServeReach:
         self.directory = Path(tempfile.mkdtemp(prefix="rk-serve-"))  # short: unix socket paths
         self.hosts = self.directory / "hosts"
         self.hosts.write_text("127.0.0.1 localhost\n")
-        self.refused = self.directory / "refused"
-        self.refused.write_text("")
+        self.answering = self.directory / "answering"
+        self.answering.write_text("")
+        self.held: set[str] = set()
         self.dial_socket = self.directory / "dial.sock"
         self.head_sockets = {port: self.directory / f"head-{port}.sock" for port in (DASHBOARD_PORT, SERVE_PORT)}
         self.relays = [ray_head.spawn([sys.executable, NETWORK, "relay", str(path), ray_head.head_ip, str(port)], f"serve-reach-{port}")
@@ -91,7 +92,7 @@ class ServeReach:
         ready.unlink(missing_ok=True)
         settings = self.directory / f"{name}.json"
         settings.write_text(json.dumps({
-            "local_cidrs": [POD_CIDR, SERVICE_CIDR], "hosts": str(self.hosts), "refused": str(self.refused),
+            "local_cidrs": [POD_CIDR, SERVICE_CIDR], "hosts": str(self.hosts), "answering": str(self.answering),
             "apiserver_port": self.apiserver_port, "apiserver_socket": str(self.apiserver_socket), "dial_socket": str(self.dial_socket),
             "head_sockets": {str(port): str(path) for port, path in self.head_sockets.items()},
             "argv": [binary("kuberay-operator"), f"--kubeconfig={self.sim.plane.kubeconfig}", "--enable-leader-election=false",
@@ -114,9 +115,9 @@ class ServeReach:
                 for piece in slices for endpoint in piece.endpoints or ()
                 if endpoint.conditions and endpoint.conditions.ready for address in endpoint.addresses]
 
-    def _hosts_lines(self) -> list[str]:
+    def _hosts_lines(self, services) -> list[str]:
         lines = ["127.0.0.1 localhost"]
-        for service in self.sim.core.list_namespaced_service(self.namespace).items:
+        for service in services:
             name = f"{service.metadata.name}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
             if service.spec.cluster_ip and service.spec.cluster_ip != "None":
                 lines.append(f"{service.spec.cluster_ip} {name}")
@@ -139,25 +140,36 @@ class ServeReach:
             if (secret.data or {}).get(AUTH_TOKEN_KEY) != token:
                 self.sim.core.patch_namespaced_secret(cluster.metadata.name, self.namespace, {"data": {AUTH_TOKEN_KEY: token}})
 
+    def _answering(self, services) -> set[str]:
+        """Addresses whose Ray answers: live pods' (Running, not being deleted) and Services', less those held back."""
+        pods = {pod.status.pod_ip for pod in self.sim.pods(self.namespace) if pod.status.phase == "Running" and pod.status.pod_ip}
+        return (pods | {service.spec.cluster_ip for service in services if service.spec.cluster_ip not in (None, "None")}) - self.held
+
+    @staticmethod
+    def _rewrite(path: Path, text: str) -> None:
+        with open(path, "r+") as file:  # in place: the operator's namespace bind-mounts this inode
+            file.write(text)
+            file.truncate()
+
     def _watch(self) -> None:
-        written = ""
-        while not self._stop.wait(0.3):
+        written = {self.hosts: "", self.answering: ""}
+        while not self._stop.wait(0.2):
             try:
-                text = "\n".join(self._hosts_lines()) + "\n"
-                if text != written:
-                    with open(self.hosts, "r+") as hosts:  # in place: /etc/hosts in the operator's namespace is this inode
-                        hosts.write(text)
-                        hosts.truncate()
-                    written = text
+                services = self.sim.core.list_namespaced_service(self.namespace).items
+                for path, lines in ((self.hosts, self._hosts_lines(services)), (self.answering, sorted(self._answering(services)))):
+                    text = "\n".join(lines) + "\n"
+                    if text != written[path]:
+                        self._rewrite(path, text)
+                        written[path] = text
                 self._give_heads_the_token()
             except Exception:  # the namespace is not there yet, or is going away
                 pass
 
     # --- what tests do --------------------------------------------------------------------------
 
-    def refuse(self, *addresses: str) -> None:
-        """These addresses' Ray stops answering (connections reset), as a head whose Ray is down."""
-        self.refused.write_text("\n".join(addresses) + "\n")
+    def hold_back(self, *addresses: str) -> None:
+        """These pods' Ray does not answer (connections reset), as pods whose Ray is not up yet; () ends it."""
+        self.held = set(addresses)
 
     def dial(self, address: str, port: int, timeout: float = 30) -> socket.socket:
         """A connection to address:port of the cluster's network."""
