@@ -239,14 +239,20 @@ class NewClusterHeldBack:
         self.addresses: set[str] = set()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
+    def held(self, pod) -> bool:
+        cluster = pod.metadata.labels.get("ray.io/cluster", "")
+        return cluster.startswith("wine-") and cluster != self.old
+
+    def start(self) -> None:
+        self.served.reach.hold_back(self.held)  # before the new cluster's first pod
+        self.thread.start()
+
     def _run(self) -> None:
         sim, namespace = self.served.sim, self.served.namespace
         deadline, cap = None, time.monotonic() + 120
         while (deadline is None or time.monotonic() < deadline) and time.monotonic() < cap:
-            pods = [pod for pod in sim.pods(namespace, "ray.io/cluster") if pod.metadata.labels["ray.io/cluster"].startswith("wine-")
-                    and pod.metadata.labels["ray.io/cluster"] != self.old]
+            pods = [pod for pod in sim.pods(namespace, "ray.io/cluster") if self.held(pod)]
             self.addresses |= {pod.status.pod_ip for pod in pods if pod.status.pod_ip}
-            self.served.reach.hold_back(*self.addresses)
             if deadline is None and any(pod.metadata.labels.get("ray.io/node-type") == "head" and pod.status.pod_ip for pod in pods):
                 deadline = time.monotonic() + self.seconds  # from when the new head could have answered
             status = live_service(sim, namespace)["status"]
@@ -254,7 +260,7 @@ class NewClusterHeldBack:
             self.seen.append(((status.get("activeServiceStatus") or {}).get("rayClusterName", ""),
                               (status.get("pendingServiceStatus") or {}).get("rayClusterName", ""), selector.get("ray.io/cluster", "")))
             time.sleep(0.5)
-        self.served.reach.hold_back()
+        self.served.reach.hold_back(None)
 
 
 def test_a_cluster_change_moves_traffic_to_a_new_cluster_once_it_serves_without_a_failed_request(served):
@@ -277,7 +283,7 @@ def test_a_cluster_change_moves_traffic_to_a_new_cluster_once_it_serves_without_
     held = NewClusterHeldBack(served, old, seconds=20)
     with ServeTraffic(served.reach, "wine-serve-svc", "/wine", served.request) as traffic:
         time.sleep(2)
-        held.thread.start()
+        held.start()
         served.up(new_head_env)
         held.thread.join(timeout=60)
         service = live_service(sim, namespace)

@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import urlparse
 
 from tests.helpers.cluster_processes import SERVICE_CIDR, binary
@@ -64,7 +64,7 @@ class ServeReach:
         self.hosts.write_text("127.0.0.1 localhost\n")
         self.answering = self.directory / "answering"
         self.answering.write_text("")
-        self.held: set[str] = set()
+        self.held: Optional[Callable[[object], bool]] = None
         self.dial_socket = self.directory / "dial.sock"
         self.head_sockets = {port: self.directory / f"head-{port}.sock" for port in (DASHBOARD_PORT, SERVE_PORT)}
         self.relays = [ray_head.spawn([sys.executable, NETWORK, "relay", str(path), ray_head.head_ip, str(port)], f"serve-reach-{port}")
@@ -141,9 +141,10 @@ class ServeReach:
                 self.sim.core.patch_namespaced_secret(cluster.metadata.name, self.namespace, {"data": {AUTH_TOKEN_KEY: token}})
 
     def _answering(self, services) -> set[str]:
-        """Addresses whose Ray answers: live pods' (Running, not being deleted) and Services', less those held back."""
-        pods = {pod.status.pod_ip for pod in self.sim.pods(self.namespace) if pod.status.phase == "Running" and pod.status.pod_ip}
-        return (pods | {service.spec.cluster_ip for service in services if service.spec.cluster_ip not in (None, "None")}) - self.held
+        """Addresses whose Ray answers: live pods' (Running, not being deleted, not held back) and Services'."""
+        held = self.held or (lambda pod: False)
+        pods = {pod.status.pod_ip for pod in self.sim.pods(self.namespace) if pod.status.phase == "Running" and pod.status.pod_ip and not held(pod)}
+        return pods | {service.spec.cluster_ip for service in services if service.spec.cluster_ip not in (None, "None")}
 
     @staticmethod
     def _rewrite(path: Path, text: str) -> None:
@@ -167,9 +168,11 @@ class ServeReach:
 
     # --- what tests do --------------------------------------------------------------------------
 
-    def hold_back(self, *addresses: str) -> None:
-        """These pods' Ray does not answer (connections reset), as pods whose Ray is not up yet; () ends it."""
-        self.held = set(addresses)
+    def hold_back(self, held: Optional[Callable[[object], bool]]) -> None:
+        """The Ray of pods for which `held(pod)` is true does not answer (connections reset), as pods whose
+        Ray is not up yet; judged with each look at the pods, so a new pod never answers before it is
+        judged. None ends it."""
+        self.held = held
 
     def dial(self, address: str, port: int, timeout: float = 30) -> socket.socket:
         """A connection to address:port of the cluster's network."""
