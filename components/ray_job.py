@@ -73,18 +73,23 @@ def ray_job_spec(args: Mapping[str, Any]) -> dict[str, Any]:
         spec["runtimeEnvYAML"] = yaml.safe_dump(dict(args["runtime_env"]), sort_keys=True)
     if args.get("active_deadline_seconds"):
         spec["activeDeadlineSeconds"] = args["active_deadline_seconds"]
+    # shutdownAfterJobFinishes and ttlSecondsAfterFinished are `omitempty` in KubeRay's Go types:
+    # the operator's own writes of the RayJob drop a false or a 0, so `pulumi refresh` would see
+    # them gone and the next `pulumi up` would replace (re-run) the job. Their zero values are
+    # KubeRay's defaults: sent only when they are not zero.
     if selector:
+        # An existing cluster is never deleted by the job (false: not sent).
         spec["clusterSelector"] = {"ray.io/cluster": selector}
-        spec["shutdownAfterJobFinishes"] = False
     else:
         cluster_args = {key: args[key] for key in _CLUSTER_KEYS if key in args}
         spec["rayClusterSpec"] = ray_cluster_spec(cluster_args)
         # A job's cluster is never upgraded in place: KubeRay makes a new one per run.
         spec["rayClusterSpec"].pop("upgradeStrategy", None)
-        shutdown = args.get("shutdown_after_job_finishes", True)
-        spec["shutdownAfterJobFinishes"] = shutdown
-        if shutdown:
-            spec["ttlSecondsAfterFinished"] = args.get("ttl_seconds_after_finished", 300)
+        if args.get("shutdown_after_job_finishes", True):
+            spec["shutdownAfterJobFinishes"] = True
+            ttl = args.get("ttl_seconds_after_finished", 300)
+            if ttl:
+                spec["ttlSecondsAfterFinished"] = ttl
     return spec
 
 
