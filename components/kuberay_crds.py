@@ -32,9 +32,11 @@ def retain_crds(args: pulumi.ResourceTransformArgs) -> Optional[pulumi.ResourceT
     """Keep every CRD on `pulumi destroy`.
 
     Deleting a CRD deletes every custom resource of its kind in the whole
-    Kubernetes cluster: other stacks' RayClusters included. A transform
-    reaches the CRDs inside the ConfigGroup, which `retain_on_delete` on the
-    group itself does not (pulumi-kubernetes does not pass it to children).
+    Kubernetes cluster: other stacks' RayClusters included. The transform
+    marks each CRD inside the ConfigGroup itself, so the retain does not rest
+    on the provider passing the group's `retain_on_delete` on to its children
+    (the 4.25.0 provider the tests run does; tests/test_engine_scenarios.py
+    fails when both are dropped).
     """
     if args.type_ != CRD_TYPE:
         return None
