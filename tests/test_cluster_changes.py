@@ -2,9 +2,7 @@
 `replicas`, GPU groups get GPU images."""
 from __future__ import annotations
 
-import copy
 
-import pytest
 
 from tests.helpers.program import DEPLOYMENT, RAYCLUSTER, run_program, the_cluster, with_cluster
 
@@ -40,41 +38,6 @@ def test_ray_mode_groups_carry_no_replicas_and_fixed_groups_do(stack_runs):
     serving = next(c for c in stack_runs["gke"].of_type(RAYCLUSTER) if c.inputs["metadata"]["name"] == "serving")
     (fixed,) = serving.inputs["spec"]["workerGroupSpecs"]
     assert (fixed["replicas"], fixed["minReplicas"], fixed["maxReplicas"]) == (2, 2, 2)
-
-
-def test_what_a_second_pulumi_up_does_to_the_autoscalers_replicas(stack_runs, control_plane):
-    """On a real API server, with the autoscaler's real patch. workerGroupSpecs is an
-    atomic list in KubeRay's CRD, so the autoscaler's patch of one group's replicas
-    makes it the owner of the whole list: an unforced apply of a changed RayCluster
-    fails, which is why the RayCluster carries pulumi.com/patchForce; the forced
-    apply then leaves the spec's count at the CRD's default 0 until the autoscaler writes it again (no
-    worker is removed for it: tests/test_under_the_operator.py, on the real operator)."""
-    from tests.helpers.envtest import ApplyError, server_side_apply
-
-    client = control_plane.dynamic()
-    objects = [copy.deepcopy(r.revealed_inputs) for r in stack_runs["eks"].kubernetes_objects()]
-    for obj in sorted(objects, key=lambda o: o["kind"] != "Namespace"):
-        server_side_apply(client, obj, "pulumi-kubernetes", force=True)
-    cluster = next(obj for obj in objects if obj["kind"] == "RayCluster")
-    assert cluster["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
-    rayclusters = client.resources.get(api_version="ray.io/v1", kind="RayCluster")
-    name, namespace = cluster["metadata"]["name"], cluster["metadata"]["namespace"]
-
-    def replicas():
-        return [group.get("replicas") for group in rayclusters.get(name=name, namespace=namespace).to_dict()["spec"]["workerGroupSpecs"]]
-
-    assert replicas() == [0, 0]  # no replicas sent: the CRD's default, and KubeRay starts at minReplicas
-    # What Ray's autoscaler does: a JSON patch of one group's replicas, as its own manager.
-    rayclusters.patch(name=name, namespace=namespace, content_type="application/json-patch+json", field_manager="autoscaler",
-                      body=[{"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 3}])
-    assert replicas() == [3, 0]
-    changed = copy.deepcopy(cluster)
-    changed["spec"]["workerGroupSpecs"][0]["maxReplicas"] += 1
-    with pytest.raises(ApplyError) as conflict:
-        server_side_apply(client, changed, "pulumi-kubernetes", force=False)
-    assert conflict.value.status == 409 and ".spec.workerGroupSpecs" in conflict.value.message
-    server_side_apply(client, changed, "pulumi-kubernetes")  # forced, as the annotation makes Pulumi do
-    assert replicas() == [0, 0]
 
 
 # --- images ----------------------------------------------------------------------

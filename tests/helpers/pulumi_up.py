@@ -1,6 +1,16 @@
-"""`pulumi up` and `pulumi destroy` of a program run, against the simulated cluster.
+"""`pulumi up` and `pulumi destroy` of a program run, against the simulated cluster: a stand-in
+for the Pulumi engine where the real one cannot run here.
 
-What the Pulumi engine and pulumi-kubernetes (server-side apply) do: resources
+The real engine and pulumi-kubernetes provider (the project's build) run raykube's stacks in
+tests/test_engine_scenarios.py and decide there what a user gets: diffs, patchForce, waits,
+retained CRDs, a destroyed neighbour. They cannot run a stack with `awsAccess` or with
+`observability.mode: install`: pulumi-aws and pulumi-random cannot be built from the Go module
+proxy (their builds need sources outside their modules). This emulation stays for what only
+such stacks (eks, aks, the local stack as committed) and the operator's own behaviour need:
+the first up of every stack under the real operator, upgrades, eks's autoscaler versions,
+head fault tolerance, the HPA and Ray autoscaler scaling, `raykube status`.
+
+What it does, as the engine and pulumi-kubernetes (server-side apply) do: resources
 in the order the program registered them (each after what it depends on); a
 resource whose inputs equal those of the previous up is left alone (no diff, no
 update); a new or changed object is applied with the provider's field manager,
