@@ -37,6 +37,7 @@ def renewed_stack(stack: str = "gke", issuer: str = "oidc.example.com/id/CLUSTER
     config["raykube:awsAccess"] = access
     config["raykube:rayClusters"] = [{"name": f"rc-{namespace}", "namespace": namespace} for namespace in RAY_NAMESPACES]
     config.pop("raykube:rayJobs", None)
+    config.pop("raykube:rayServices", None)  # in a namespace of the stack file's, which this one renames away
     config.pop("raykube:observability", None)
     return config
 
