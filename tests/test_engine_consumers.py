@@ -67,12 +67,11 @@ def live(sim, kind: str, api_version: str, name: str) -> dict:
 
 
 def namespace_exists(sim) -> bool:
-    return NAMESPACE in {item.metadata.name for item in sim.core.list_namespace().items}
+    return sim.has_namespace(NAMESPACE)
 
 
 def crds(sim) -> set[str]:
-    names = {item.metadata.name for item in sim.dynamic.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition").get().items}
-    return names & CRD_NAMES
+    return sim.crd_names() & CRD_NAMES
 
 
 @contextlib.contextmanager

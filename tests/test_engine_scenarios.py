@@ -49,13 +49,10 @@ def engine(simulated_cluster, tmp_path_factory):
 @pytest.fixture(scope="module")
 def project(engine):
     project = engine.project("raykube")
-    project.stacks = {
-        "local": variant("local"),
-        # The second stack on the cluster uses the CRDs the first installed (docs/day-2.md).
-        "gke": variant("gke", **{"raykube:operator": {"installCrds": False}}),
-    }
-    for stack, config in project.stacks.items():
-        project.write_stack(stack, config)
+    project.write_stack("local", variant("local"))
+    # The second stack on the cluster uses the CRDs the first installed (docs/day-2.md).
+    project.write_stack("gke", variant("gke", **{"raykube:operator": {"installCrds": False}}))
+    for stack in ("local", "gke"):
         engine.init(project, stack)
     yield project
     # What a failed test left (the rest of the session shares the cluster); local first, so that
@@ -79,8 +76,7 @@ def assert_every_cluster_ready(sim, config: dict) -> None:
 
 
 def crds(sim) -> set[str]:
-    names = {item.metadata.name for item in sim.dynamic.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition").get().items}
-    return names & CRD_NAMES
+    return sim.crd_names() & CRD_NAMES
 
 
 # --- before the local stack: while its metrics-server chart owns metrics.k8s.io (an APIService
@@ -142,7 +138,7 @@ def test_a_namespace_that_exists_already_is_refused_and_left_as_it_was(simulated
     finally:
         engine.destroy(project, "existing")
         engine.run(project, "stack", "rm", "--yes", "existing")
-        if namespace_exists(simulated_cluster, namespace):
+        if simulated_cluster.has_namespace(namespace):
             simulated_cluster.delete_namespace(namespace)
 
 
@@ -264,7 +260,7 @@ def test_destroying_the_stack_that_installed_the_crds_leaves_the_other_ready(sim
     local_ns = namespaces_of(project.stacks["local"])
     assert crds(simulated_cluster) == CRD_NAMES  # retained (retainOnDelete on each CRD)
     for namespace in local_ns:  # the stack's own namespaces went, with their clusters
-        wait_for(lambda: not namespace_exists(simulated_cluster, namespace), 60, f"namespace {namespace} to go")
+        wait_for(lambda: not simulated_cluster.has_namespace(namespace), 60, f"namespace {namespace} to go")
     assert_every_cluster_ready(simulated_cluster, project.stacks["gke"])
     time.sleep(3)
     assert_every_cluster_ready(simulated_cluster, project.stacks["gke"])
@@ -272,26 +268,14 @@ def test_destroying_the_stack_that_installed_the_crds_leaves_the_other_ready(sim
     assert crds(simulated_cluster) == CRD_NAMES
 
 
-def namespace_exists(sim, namespace: str) -> bool:
-    from kubernetes.client.rest import ApiException
-
-    try:
-        sim.core.read_namespace(namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return False
-        raise
-    return True
-
-
 # --- the README's quickstart for the local target, as written ----------------------------------
 
 # What the local quickstart asks of a host that a test has no host for, and what runs instead.
-HOST_STEPS = {
-    "curl": None,  # installs the CLI: .tools/bin/pulumi is on PATH
-    "mkdir": None,  # the admin kubeconfig: the simulated cluster's is KUBECONFIG
-    "kubectl": None,  # untainting a single kubeadm node: kwok's Nodes have no taint
-}
+HOST_STEPS = (
+    "curl",  # installs the CLI: .tools/bin/pulumi is on PATH
+    "mkdir",  # the admin kubeconfig: the simulated cluster's is KUBECONFIG
+    "kubectl",  # untainting a single kubeadm node: kwok's Nodes have no taint
+)
 
 
 def quickstart_local_commands() -> list[list[str]]:

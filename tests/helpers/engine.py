@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -46,8 +46,11 @@ class Project:
     """A raykube project folder: the program, the virtualenv, and stack files."""
 
     directory: Path
+    stacks: dict[str, Any] = field(default_factory=dict)
+    """Each stack's config as last written (the same object: a test edits it, then writes it again)."""
 
     def write_stack(self, stack: str, config: Mapping[str, Any]) -> Path:
+        self.stacks[stack] = config
         path = self.directory / "stacks" / f"Pulumi.{stack}.yaml"
         path.parent.mkdir(exist_ok=True)
         path.write_text(yaml.safe_dump({"config": dict(config)}, sort_keys=False))

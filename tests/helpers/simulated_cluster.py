@@ -152,6 +152,21 @@ class SimulatedCluster:
         items = sorted(self.core.list_namespaced_event(namespace).items, key=lambda event: str(event.last_timestamp or event.event_time or ""))
         return [f"{event.reason}: {event.message}" for event in items if about is None or event.involved_object.name == about]
 
+    def has_namespace(self, namespace: str) -> bool:
+        """Whether the namespace exists (a terminating one too)."""
+        from kubernetes.client.rest import ApiException
+
+        try:
+            self.core.read_namespace(namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def crd_names(self) -> set[str]:
+        return {item.metadata.name for item in self.dynamic.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition").get().items}
+
     def delete_namespace(self, namespace: str, timeout: float = 60) -> None:
         from kubernetes.client.rest import ApiException
 
@@ -163,10 +178,9 @@ class SimulatedCluster:
 
         def gone() -> bool:
             try:
-                self.core.read_namespace(namespace)
-            except ApiException as error:
-                return error.status == 404
-            return False
+                return not self.has_namespace(namespace)
+            except ApiException:
+                return False  # asked again until the timeout
 
         wait_for(gone, timeout, f"namespace {namespace} to be deleted")
 
